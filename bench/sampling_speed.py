@@ -1,0 +1,125 @@
+"""Sampling throughput on this machine's CPU cores: crystals per second for n crystals x steps.
+
+The full run times 1,000 and 10,000 crystals at 1,000 and 100 steps; `--quick` times 200
+crystals at 100 and 20 steps instead (and says so). Times cover the whole `sample` call:
+planning, the reverse loop (two network calls per step: one corrector, one predictor),
+projection, replication and Structure building; no file writing.
+
+    python bench/sampling_speed.py [--quick] [--checkpoint PATH | --random-init cpu-small]
+        [--threads 2] [--batch-size 500]
+
+With `--random-init CONFIG` the network has random weights of that training config and the
+statistics come from the first 500 MP-20 validation crystals: the speed is that of a trained
+model of the same size (weights do not change the cost), which allows timing before a model is
+shipped. Appends a markdown table to bench/sampling_speed.out.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from symmcd.sampling import sample
+from symmcd.sampling.sampler import load_model
+
+OUT_PATH = Path(__file__).with_suffix(".out.txt")
+MP20_VAL = Path("/work/shared/data/mp_20/val.csv")
+FULL_RUNS = ((1000, 1000), (1000, 100), (10000, 1000), (10000, 100))
+QUICK_RUNS = ((200, 100), (200, 20))
+
+
+def random_model(config_name: str, num_crystals: int = 500):
+    """A randomly initialised LoadedModel with statistics from MP-20 validation crystals."""
+    from symmcd.data.prepare import crystal_record
+    from symmcd.data.statistics import compute_statistics
+    from symmcd.diffusion.joint import JointDiffusion
+    from symmcd.model.denoiser import Denoiser
+    from symmcd.training.checkpoint import LoadedModel
+    from symmcd.training.config import load_config
+
+    config = load_config(config_name)
+    rows = pd.read_csv(MP20_VAL, nrows=num_crystals, usecols=["material_id", "cif"])
+    records = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for row in rows.itertuples():
+            try:
+                records.append(crystal_record(row.material_id, row.cif))
+            except Exception:
+                continue
+    statistics = compute_statistics(records)
+    torch.manual_seed(0)
+    model = Denoiser(config.model).eval()
+    diffusion = JointDiffusion.from_statistics(config.diffusion, statistics)
+    return LoadedModel(model, diffusion, statistics, config, {"random_init": config_name})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--random-init", default=None, metavar="CONFIG")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--runs", default=None, help="override, e.g. '1000x100,500x50'")
+    parser.add_argument("--precision", default="32", choices=("32", "bf16"))
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    if args.random_init:
+        loaded = random_model(args.random_init)
+        source = f"random weights, config {args.random_init}"
+    else:
+        loaded = load_model(args.checkpoint)
+        source = f"checkpoint {args.checkpoint or 'symmcd/models/default.pt'}"
+    model_config = loaded.config.model
+    runs = QUICK_RUNS if args.quick else FULL_RUNS
+    if args.runs:
+        runs = tuple(tuple(int(x) for x in run.split("x")) for run in args.runs.split(","))
+
+    sample(8, checkpoint=loaded, steps=2, progress=False)  # warm-up
+    rows = []
+    for n, steps in runs:
+        steps = min(steps, loaded.diffusion.num_steps)
+        start = time.perf_counter()
+        crystals = sample(
+            n,
+            checkpoint=loaded,
+            steps=steps,
+            batch_size=args.batch_size,
+            progress=False,
+            precision=args.precision,
+        )
+        seconds = time.perf_counter() - start
+        orbits = sum(c.metadata["num_orbits"] for c in crystals) / len(crystals)
+        rows.append((n, steps, seconds, n / seconds, 10_000 * seconds / n / 60, orbits))
+        print(f"{n} crystals x {steps} steps: {seconds:.1f} s ({n / seconds:.2f} crystals/s)")
+
+    lines = [
+        f"## {datetime.date.today()} {'quick' if args.quick else 'full'} run: {source}",
+        "",
+        f"Model: hidden {model_config.hidden_dim}, {model_config.num_layers} layers, trained "
+        f"with {loaded.diffusion.num_steps} steps; corrector 1 per step; precision "
+        f"{args.precision}; batch size "
+        f"{args.batch_size}; torch {torch.__version__}, {args.threads} threads on "
+        f"{platform.machine()} (shared 2-core machine, other jobs may run).",
+        "",
+        "| crystals | steps | seconds | crystals / s | min per 10,000 | orbits / crystal |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {s} | {t:.1f} | {r:.2f} | {m:.1f} | {o:.2f} |" for n, s, t, r, m, o in rows]
+    text = "\n".join(lines) + "\n\n"
+    with open(OUT_PATH, "a") as handle:
+        handle.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Acceptance check of a `symmcd sample` output folder.
+
+For every line of DIR/samples.jsonl, read its CIF back with pymatgen and run spglib
+(symprec 0.1): the crystal passes when spglib finds exactly the JSONL `spacegroup` and its
+symmetry-equivalent atom orbits have exactly the Wyckoff multiplicities of the `wyckoff`
+template. With a single requested space group (from DIR/summary.json or --spacegroup) every
+crystal must be in it; with a formula (summary.json or --formula) every crystal must have that
+reduced formula.
+
+    python scripts/check_samples.py DIR [--spacegroup N] [--formula F] [--target 0.995]
+
+Exit status 0 when the share of passing crystals reaches the target, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import spglib
+from pymatgen.core import Composition, Structure
+
+SYMPREC = 0.1
+
+
+def template_multiplicities(wyckoff: str) -> list[int]:
+    """Multiplicities of a template string like 'Fm-3m: Na 4a, Cl 4b' -> [4, 4]."""
+    sites = wyckoff.split(":", 1)[1]
+    return sorted(int(m) for m in re.findall(r"\s(\d+)[a-zA-Z]\b", sites))
+
+
+def check_crystal(path: Path, record: dict) -> dict:
+    """spglib's view of one CIF compared with its JSONL record."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_file(path)
+        cell = (structure.lattice.matrix, structure.frac_coords, structure.atomic_numbers)
+        dataset = spglib.get_symmetry_dataset(cell, symprec=SYMPREC)
+    if dataset is None:
+        return {"spacegroup": 0, "orbits_ok": False, "formula": structure.reduced_formula}
+    orbit_sizes = sorted(Counter(dataset.equivalent_atoms.tolist()).values())
+    return {
+        "spacegroup": int(dataset.number),
+        "orbits_ok": orbit_sizes == template_multiplicities(record["wyckoff"]),
+        "formula": structure.composition.reduced_formula,
+    }
+
+
+def fraction(flags: list[bool]) -> str:
+    return f"{sum(flags)}/{len(flags)} ({sum(flags) / max(len(flags), 1):.2%})"
+
+
+def requested_conditions(folder: Path) -> dict:
+    summary = folder / "summary.json"
+    if not summary.is_file():
+        return {}
+    return json.loads(summary.read_text()).get("conditions", {})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check that sampled CIFs keep their symmetry.")
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--spacegroup", type=int, default=None, help="expected single group")
+    parser.add_argument("--formula", default=None, help="expected reduced formula")
+    parser.add_argument("--target", type=float, default=0.995)
+    args = parser.parse_args(argv)
+
+    records_path = args.dir / "samples.jsonl"
+    if not records_path.is_file():
+        print(f"error: {records_path} does not exist", file=sys.stderr)
+        return 2
+    records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+    conditions = requested_conditions(args.dir)
+    groups = conditions.get("spacegroups") or []
+    expected_group = args.spacegroup or (groups[0] if len(groups) == 1 else None)
+    formula = args.formula or conditions.get("formula")
+    expected_formula = Composition(formula).reduced_formula if formula else None
+
+    results = [check_crystal(args.dir / r["file"], r) for r in records]
+    n = len(results)
+    same_group = [
+        res["spacegroup"] == r["spacegroup"] for res, r in zip(results, records, strict=True)
+    ]
+    orbits_ok = [res["orbits_ok"] for res in results]
+    passed = [a and b for a, b in zip(same_group, orbits_ok, strict=True)]
+    share = sum(passed) / max(n, 1)
+    print(f"crystals: {n}")
+    print(f"spglib space group == samples.jsonl: {fraction(same_group)}")
+    print(f"orbits with their Wyckoff multiplicity: {fraction(orbits_ok)}")
+    print(f"both (pass): {sum(passed)}/{n} ({share:.2%}), target {args.target:.1%}")
+    collapsed = sum(bool(r.get("collapsed")) for r in records)
+    print(f"flagged collapsed (atoms < 0.5 A apart): {collapsed}/{n}")
+    ok = share >= args.target
+    if expected_group is not None:
+        in_group = sum(
+            r["spacegroup"] == expected_group and res["spacegroup"] == expected_group
+            for res, r in zip(results, records, strict=True)
+        )
+        print(f"in requested space group {expected_group}: {in_group}/{n}")
+        ok = ok and in_group == n
+    if expected_formula is not None:
+        right = sum(res["formula"] == expected_formula for res in results)
+        print(f"reduced formula {expected_formula}: {right}/{n}")
+        ok = ok and right == n
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The `symmcd` command line: argument parsing only.
+
+Each subcommand calls one function of the package; errors a user can cause (`SymmcdError`) are
+printed on one line and end the process with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from symmcd.errors import InputError, SymmcdError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        message = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from symmcd.data.prepare import prepare_dataset, prepare_mp20
+
+    sources = {
+        split: [Path(p) for p in paths]
+        for split, paths in (("train", args.train), ("val", args.val), ("test", args.test))
+        if paths
+    }
+    if args.dataset and sources:
+        raise InputError("give either --dataset or --train/--val/--test, not both")
+    if not args.dataset and "train" not in sources:
+        raise InputError("nothing to prepare: give --dataset mp20 or --train FILE_OR_DIR")
+    if args.dataset:
+        if args.dataset != "mp20":
+            raise InputError(f"unknown shipped dataset {args.dataset!r} (available: mp20)")
+        prepare_mp20(
+            Path(args.out), symprec=args.symprec, workers=args.workers, overwrite=args.overwrite
+        )
+    else:
+        prepare_dataset(
+            sources,
+            Path(args.out),
+            symprec=args.symprec,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from symmcd.data.dataset import dataset_info
+
+    print(dataset_info(Path(args.path)))
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from symmcd.training.train import train
+
+    best = train(
+        args.config,
+        Path(args.out),
+        data_dir=Path(args.data) if args.data else None,
+        max_epochs=args.max_epochs,
+        devices=args.devices,
+        strategy=args.strategy,
+        accelerator=args.accelerator,
+        resume=args.resume,
+    )
+    print(f"best model: {best}")
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from symmcd.sampling import sample_to_dir
+
+    if args.spacegroups and args.top_k_spacegroups:
+        raise InputError("give either --spacegroups or --top-k-spacegroups, not both")
+    sample_to_dir(
+        Path(args.out),
+        args.n,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        spacegroups=args.spacegroups,
+        top_k_spacegroups=args.top_k_spacegroups,
+        elements=args.elements,
+        formula=args.formula,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        formats=tuple(args.format),
+        overwrite=args.overwrite,
+    )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from symmcd.evaluation import evaluate
+
+    metrics = evaluate(
+        Path(args.samples),
+        reference=Path(args.reference) if args.reference else None,
+        train=[Path(p) for p in args.train] if args.train else None,
+        out_dir=Path(args.out),
+        relax=args.relax,
+        workers=args.workers,
+        seed=args.seed,
+    )
+    width = max(len(key) for key in metrics)
+    for key, value in metrics.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def _cmd_relax(args: argparse.Namespace) -> None:
+    from symmcd.evaluation import relax_dir
+
+    summary = relax_dir(
+        Path(args.cif_dir),
+        Path(args.out),
+        keep_symmetry=args.keep_symmetry,
+        steps=args.steps,
+        fmax=args.fmax,
+    )
+    print(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="symmcd",
+        description="Generate symmetric inorganic crystals by diffusion over the asymmetric unit.",
+    )
+    from symmcd import __version__
+
+    parser.add_argument("--version", action="version", version=f"symmcd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("prepare", help="turn CIFs into a training cache of asymmetric units")
+    p.add_argument("--dataset", help="a shipped dataset to prepare (mp20)")
+    p.add_argument("--train", nargs="+", metavar="SRC", help="CSV(s) of CIFs or folder(s) of .cif")
+    p.add_argument("--val", nargs="+", metavar="SRC", help="validation CSV(s)/folder(s)")
+    p.add_argument("--test", nargs="+", metavar="SRC", help="test CSV(s)/folder(s)")
+    p.add_argument("--out", required=True, help="output folder for the cache")
+    p.add_argument("--symprec", type=float, default=0.1, help="spglib tolerance in Å (0.1)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild an existing cache")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("info", help="summarise a prepared dataset")
+    p.add_argument("path", help="a prepared folder or one cache file")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("train", help="train a model (Lightning; CPU, GPU, DDP)")
+    p.add_argument("--config", default="cpu-small", help="shipped config name or YAML path")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, model.pt)")
+    p.add_argument("--data", help="prepared data folder (default: shipped MP-20, prepared once)")
+    p.add_argument("--max-epochs", type=int, default=None)
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="e.g. ddp")
+    p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sample", help="generate crystals (uses the shipped model by default)")
+    p.add_argument("--n", type=int, required=True, help="number of crystals")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
+    p.add_argument("--spacegroups", type=_int_list, help="e.g. 225,194")
+    p.add_argument("--top-k-spacegroups", type=int, help="the K most common training groups")
+    p.add_argument("--elements", type=_str_list, help="allowed elements, e.g. Li,Fe,P,O")
+    p.add_argument("--formula", help="exact composition, e.g. LiFePO4")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", type=_str_list, default=["cif"], help="cif and/or extxyz")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("evaluate", help="the field's metrics and an HTML report")
+    p.add_argument("samples", help="folder written by `symmcd sample`, a folder of CIFs, or a CSV")
+    p.add_argument("--reference", help="CSV of CIFs (default: shipped MP-20 test split)")
+    p.add_argument("--train", nargs="+", help="training CSV(s) for novelty (default: MP-20)")
+    p.add_argument("--out", required=True, help="output folder (metrics.json, report.html)")
+    p.add_argument("--relax", type=int, default=0, help="relax N samples with CHGNet")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("relax", help="relax CIFs with CHGNet")
+    p.add_argument("cif_dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--keep-symmetry", action="store_true", help="ASE FixSymmetry constraint")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--fmax", type=float, default=0.1)
+    p.set_defaults(func=_cmd_relax)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SymmcdError as err:
+        print(f"symmcd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"symmcd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""``evaluate``: every metric of the field for a folder (or CSV) of generated crystals.
+
+Writes ``OUT/metrics.json`` (flat keys, see ``symmcd/evaluation/__init__.py``),
+``OUT/per_sample.csv``, ``OUT/unreadable.txt`` and ``OUT/report.html`` with its PNGs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from symmcd.errors import InputError
+from symmcd.evaluation import coverage as cov
+from symmcd.evaluation.distributions import (
+    JSD_BASE,
+    seeded_subsample,
+    spacegroup_jsd,
+    wasserstein,
+)
+from symmcd.evaluation.formation_energy import predict_formation_energy
+from symmcd.evaluation.io import (
+    DEFAULT_REFERENCE,
+    DEFAULT_TRAIN,
+    CrystalSet,
+    LazyStructures,
+    cache_dir,
+    file_digest,
+    load_cif_texts,
+    load_reference,
+    load_samples,
+)
+from symmcd.evaluation.novelty import novel_mask, unique_mask
+from symmcd.evaluation.stability import stability_metrics
+from symmcd.evaluation.summary import CrystalSummary, cache_path, load_cached, summarize
+from symmcd.evaluation.templates import SYMPREC
+from symmcd.evaluation.validity import MIN_DISTANCE, MIN_VOLUME, OXIDATION_STATES_SET
+
+WDIST_MAX_SAMPLES = 1000
+
+
+def set_digest(crystals: CrystalSet) -> str | None:
+    """Cache key of a set read from disk: sha256 of the file, or of a folder's index + CIFs."""
+    source = crystals.source
+    if source is None:
+        return None
+    if source.is_file():
+        return file_digest(source)
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in {".cif", ".jsonl"})
+    return file_digest(files) if files else None
+
+
+def paths_digest(paths: list[Path]) -> str | None:
+    """Cache key of several files or folders together (the training set)."""
+    if all(Path(p).is_file() for p in paths):
+        return file_digest([Path(p) for p in paths])
+    parts = []
+    for path in paths:
+        part = set_digest(CrystalSet([], [], source=Path(path)))
+        if part is None:
+            return None
+        parts.append(part)
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+def _fraction(mask: np.ndarray, denominator: int) -> float:
+    return float(np.sum(mask) / denominator) if denominator else float("nan")
+
+
+def validity_metrics(summary: CrystalSummary) -> dict[str, float]:
+    """Shares of structurally, compositionally and fully valid crystals over all of them."""
+    n = len(summary)
+    return {
+        "struct_valid": _fraction(summary.struct_valid, n),
+        "comp_valid": _fraction(summary.comp_valid, n),
+        "valid": _fraction(summary.valid, n),
+    }
+
+
+def coverage_metrics(samples: CrystalSummary, reference: CrystalSummary) -> dict[str, float]:
+    """COV-R / COV-P on valid, fingerprintable samples and reference crystals."""
+    sample_rows = samples.valid & cov.fingerprint_usable(samples.struct_fp)
+    ref_rows = reference.valid & cov.fingerprint_usable(reference.struct_fp)
+    recall, precision = cov.coverage(
+        samples.struct_fp[sample_rows],
+        cov.scale_composition_fingerprints(samples.comp_fp[sample_rows]),
+        reference.struct_fp[ref_rows],
+        cov.scale_composition_fingerprints(reference.comp_fp[ref_rows]),
+        num_samples=len(samples),
+    )
+    return {"cov_recall": recall, "cov_precision": precision}
+
+
+def reference_formation_energies(
+    reference: CrystalSet, summary: CrystalSummary, seed: int, progress: bool
+) -> np.ndarray:
+    """CHGNet formation energies of a seeded subsample of valid reference crystals (cached)."""
+    rows = seeded_subsample(np.flatnonzero(summary.valid), WDIST_MAX_SAMPLES, seed)
+    digest = set_digest(reference)
+    path = cache_dir() / "formation_energy" / f"{digest}-{seed}-{len(rows)}.npy" if digest else None
+    if path is not None and path.is_file():
+        return np.load(path)
+    energies = predict_formation_energy([reference.structures[i] for i in rows], progress=progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, energies)
+    return energies
+
+
+def distribution_metrics(
+    samples: CrystalSet,
+    sample_summary: CrystalSummary,
+    reference: CrystalSet,
+    ref_summary: CrystalSummary,
+    seed: int,
+    progress: bool,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Wasserstein distances (seeded subsample of valid samples) and space-group statistics."""
+    rows = seeded_subsample(np.flatnonzero(sample_summary.valid), WDIST_MAX_SAMPLES, seed)
+    ref_valid = ref_summary.valid
+    chosen = [samples.structures[i] for i in rows]
+    sample_energy = predict_formation_energy(chosen, progress=progress)
+    ref_energy = reference_formation_energies(reference, ref_summary, seed, progress)
+    detected = sample_summary.spacegroup
+    requested = np.array([r if r is not None else 0 for r in samples.requested_spacegroups])
+    has_request = requested > 0
+    metrics = {
+        "wdist_density": wasserstein(sample_summary.density[rows], ref_summary.density[ref_valid]),
+        "wdist_num_elements": wasserstein(
+            sample_summary.num_elements[rows], ref_summary.num_elements[ref_valid]
+        ),
+        "wdist_formation_energy": wasserstein(sample_energy, ref_energy),
+        "sg_jsd": spacegroup_jsd(
+            [int(x) for x in detected if x > 0], [int(x) for x in ref_summary.spacegroup if x > 0]
+        ),
+        "sg_match": _fraction(detected[has_request] == requested[has_request], has_request.sum())
+        if has_request.any()
+        else None,
+        "p1_fraction": _fraction(detected == 1, int(np.sum(detected > 0))),
+    }
+    values = {"sample_formation_energy": sample_energy, "ref_formation_energy": ref_energy}
+    values["sample_wdist_rows"] = rows
+    return metrics, values
+
+
+def template_metrics(samples: CrystalSummary, train: CrystalSummary) -> dict[str, float | int]:
+    """Distinct Wyckoff templates among samples, share found in TRAIN, count of new ones."""
+    from symmcd.evaluation.templates import template_statistics
+
+    train_templates = {t for t in train.template if t}
+    return template_statistics([t or None for t in samples.template], train_templates)
+
+
+def training_set(
+    paths: list[Path], workers: int | None, progress: bool
+) -> tuple[LazyStructures, CrystalSummary]:
+    """Training structures (parsed lazily) and their cached plain summary."""
+    texts = load_cif_texts(paths)
+    structures = LazyStructures(texts)
+    digest = paths_digest(paths)
+    cached = load_cached(cache_path(digest, False)) if digest else None
+    if cached is not None and len(cached) == len(texts):
+        return structures, cached
+    parsed = [structures[i] for i in range(len(texts))]
+    return structures, summarize(parsed, digest, False, workers, progress, "train")
+
+
+def resolve_inputs(
+    samples: Path, reference: Path | None, train: list[Path] | None
+) -> tuple[Path, Path, list[Path]]:
+    """Fill defaults and check that every input exists (``InputError`` naming the missing one)."""
+    samples = Path(samples)
+    reference = Path(reference) if reference is not None else DEFAULT_REFERENCE
+    train_paths = [Path(p) for p in train] if train else list(DEFAULT_TRAIN)
+    if not samples.exists():
+        raise InputError(f"samples not found: {samples}")
+    if not reference.exists():
+        raise InputError(f"reference file not found: {reference}")
+    for path in train_paths:
+        if not path.exists():
+            raise InputError(f"training file not found: {path}")
+    return samples, reference, train_paths
+
+
+def evaluate(
+    samples: Path,
+    reference: Path | None,
+    train: list[Path] | None,
+    out_dir: Path,
+    relax: int = 0,
+    workers: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    report: bool = True,
+) -> dict:
+    """Compute all metrics of ``samples`` against REF/TRAIN, write them and the report to
+    ``out_dir`` and return the metrics dictionary."""
+    started = time.perf_counter()
+    samples_path, reference_path, train_paths = resolve_inputs(samples, reference, train)
+    sample_set = load_samples(samples_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "unreadable.txt").write_text("".join(f"{n}\n" for n in sample_set.unreadable))
+
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[f"seconds_{name}"] = round(now - since, 2)
+        return now
+
+    clock = time.perf_counter()
+    sample_summary = summarize(
+        sample_set.structures, set_digest(sample_set), True, workers, progress, "samples"
+    )
+    clock = lap("samples", clock)
+    reference_set = load_reference(reference_path)
+    ref_summary = summarize(
+        reference_set.structures, set_digest(reference_set), True, workers, progress, "reference"
+    )
+    clock = lap("reference", clock)
+    train_structures, train_summary = training_set(train_paths, workers, progress)
+    clock = lap("train", clock)
+
+    metrics: dict = {"n": len(sample_set), "n_unreadable": len(sample_set.unreadable)}
+    metrics.update(validity_metrics(sample_summary))
+    metrics.update(coverage_metrics(sample_summary, ref_summary))
+    clock = lap("coverage", clock)
+    distributions, values = distribution_metrics(
+        sample_set, sample_summary, reference_set, ref_summary, seed, progress
+    )
+    metrics.update(distributions)
+    clock = lap("distributions", clock)
+    metrics.update(template_metrics(sample_summary, train_summary))
+    formulas = list(sample_summary.formula)
+    unique = unique_mask(sample_set.structures, formulas)
+    novel = novel_mask(
+        sample_set.structures,
+        formulas,
+        train_structures,
+        list(train_summary.formula),
+        progress,
+    )
+    metrics["unique"] = _fraction(unique, len(sample_set))
+    metrics["novel"] = _fraction(novel, len(sample_set))
+    clock = lap("unique_novel", clock)
+
+    relax_records: list[dict] = []
+    if relax > 0:
+        stability, relax_records = stability_metrics(
+            sample_set, sample_summary, unique, novel, relax, seed, out_dir / "relaxed", progress
+        )
+        metrics.update(stability)
+        clock = lap("relax", clock)
+
+    metrics.update(
+        settings(samples_path, reference_path, train_paths, seed, relax, workers, len(ref_summary))
+    )
+    metrics.update(timings)
+    metrics["seconds_total"] = round(time.perf_counter() - started, 2)
+    per_sample = per_sample_table(sample_set, sample_summary, unique, novel)
+    per_sample.to_csv(out_dir / "per_sample.csv", index=False)
+    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1) + "\n")
+    if report:
+        from symmcd.evaluation.report import write_report
+
+        write_report(
+            out_dir,
+            metrics,
+            sample_set,
+            sample_summary,
+            ref_summary,
+            train_summary,
+            values,
+            relax_records,
+        )
+    return metrics
+
+
+def settings(
+    samples: Path,
+    reference: Path,
+    train: list[Path],
+    seed: int,
+    relax: int,
+    workers: int | None,
+    n_reference: int,
+) -> dict:
+    """The settings recorded next to the metrics (flat keys)."""
+    return {
+        "samples": str(samples),
+        "reference": str(reference),
+        "n_reference": n_reference,
+        "train": ";".join(str(p) for p in train),
+        "seed": seed,
+        "relax": relax,
+        "workers": workers,
+        "symprec": SYMPREC,
+        "min_distance_A": MIN_DISTANCE,
+        "min_volume_A3": MIN_VOLUME,
+        "smact_oxidation_states": OXIDATION_STATES_SET,
+        "cov_struct_cutoff": cov.STRUCT_CUTOFF,
+        "cov_comp_cutoff": cov.COMP_CUTOFF,
+        "wdist_max_samples": WDIST_MAX_SAMPLES,
+        "sg_jsd_base": JSD_BASE,
+        "formation_energy_model": "CHGNet 0.3.0 minus MP elemental references",
+    }
+
+
+def per_sample_table(
+    crystals: CrystalSet, summary: CrystalSummary, unique: np.ndarray, novel: np.ndarray
+) -> pd.DataFrame:
+    """One row per sample with its descriptors and flags."""
+    return pd.DataFrame(
+        {
+            "file": crystals.names,
+            "readable": [s is not None for s in crystals.structures],
+            "formula": summary.formula,
+            "spacegroup_requested": [
+                r if r is not None else "" for r in crystals.requested_spacegroups
+            ],
+            "spacegroup_detected": summary.spacegroup,
+            "template": summary.template,
+            "struct_valid": summary.struct_valid,
+            "comp_valid": summary.comp_valid,
+            "density": summary.density,
+            "unique": unique,
+            "novel": novel,
+        }
+    )
+
+
+def _jsonable(metrics: dict) -> dict:
+    """Plain Python numbers; NaN becomes ``None`` (JSON null)."""
+    clean = {}
+    for key, value in metrics.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None
+        clean[key] = value
+    return clean

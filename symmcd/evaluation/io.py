@@ -1,0 +1,223 @@
+"""Reading generated samples and reference data sets for evaluation.
+
+Samples come as a folder written by ``symmcd sample`` (CIFs + ``samples.jsonl``), any folder of
+``.cif`` files, or a CSV of CIFs in the CDVAE layout (column ``cif``). A CIF that cannot be read
+stays in the set as ``None`` so that it counts as invalid instead of vanishing from denominators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Structure
+
+from symmcd.errors import InputError
+
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data" / "mp20"
+DEFAULT_REFERENCE = PACKAGE_DATA / "test.csv.gz"
+DEFAULT_TRAIN = (PACKAGE_DATA / "train.csv.gz", PACKAGE_DATA / "val.csv.gz")
+
+
+def cache_dir() -> Path:
+    """Where derived data (fingerprints, summaries, energies) is cached: ``$SYMMCD_CACHE`` or
+    ``~/.cache/symmcd``."""
+    return Path(os.environ.get("SYMMCD_CACHE", Path.home() / ".cache" / "symmcd"))
+
+
+@dataclass
+class CrystalSet:
+    """Crystals in file order; ``structures[i] is None`` when entry ``i`` could not be parsed."""
+
+    names: list[str]
+    structures: list[Structure | None]
+    requested_spacegroups: list[int | None] = field(default_factory=list)
+    formation_energies: np.ndarray | None = None  # DFT eV/atom where the file carries them
+    source: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Names of the entries whose structure could not be parsed."""
+        return [n for n, s in zip(self.names, self.structures, strict=True) if s is None]
+
+
+def file_digest(paths: Path | list[Path]) -> str:
+    """sha256 of the concatenated bytes of one or more files (cache key for derived data)."""
+    digest = hashlib.sha256()
+    for path in [paths] if isinstance(paths, Path) else paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_cif(text: str) -> Structure | None:
+    """Parse one CIF string; ``None`` when pymatgen cannot make an ordered structure of it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_str(text, fmt="cif")
+    except Exception:  # noqa: BLE001 - any parse failure means "unreadable"
+        return None
+    if len(structure) == 0 or not structure.is_ordered:
+        return None
+    return structure
+
+
+def read_cif_file(path: Path) -> Structure | None:
+    """Parse a CIF file; ``None`` when missing or unreadable."""
+    try:
+        return parse_cif(path.read_text(errors="replace"))
+    except OSError:
+        return None
+
+
+def read_csv_of_cifs(path: Path) -> CrystalSet:
+    """Read a CDVAE-layout CSV (column ``cif``; optional ``material_id``, formation energy)."""
+    if not path.is_file():
+        raise InputError(f"reference/sample file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as error:  # noqa: BLE001
+        raise InputError(f"cannot read CSV {path}: {error}") from None
+    if "cif" not in frame.columns:
+        raise InputError(f"CSV {path} has no 'cif' column")
+    if len(frame) == 0:
+        raise InputError(f"CSV {path} has no rows")
+    names = (
+        frame["material_id"].astype(str).tolist()
+        if "material_id" in frame.columns
+        else [f"row{i}" for i in range(len(frame))]
+    )
+    energies = None
+    if "formation_energy_per_atom" in frame.columns:
+        energies = frame["formation_energy_per_atom"].to_numpy(dtype=float)
+    structures = [parse_cif(str(text)) for text in frame["cif"]]
+    requested = [None] * len(frame)
+    return CrystalSet(names, structures, requested, energies, path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: line {number} is not valid JSON") from None
+    return records
+
+
+def read_sample_folder(folder: Path) -> CrystalSet:
+    """Read a ``symmcd sample`` folder (uses ``samples.jsonl`` when present) or a folder of CIFs."""
+    index = folder / "samples.jsonl"
+    if index.is_file():
+        records = _read_jsonl(index)
+        names = [str(r.get("file", f"entry{i}")) for i, r in enumerate(records)]
+        structures = [read_cif_file(folder / name) for name in names]
+        requested = [_as_int_or_none(r.get("spacegroup")) for r in records]
+    else:
+        files = sorted(p for p in folder.rglob("*.cif") if p.is_file())
+        names = [str(p.relative_to(folder)) for p in files]
+        structures = [read_cif_file(p) for p in files]
+        requested = [None] * len(files)
+    if not names:
+        raise InputError(f"no samples found in {folder} (no samples.jsonl entries, no .cif files)")
+    return CrystalSet(names, structures, requested, None, folder)
+
+
+def _as_int_or_none(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def load_samples(path: Path) -> CrystalSet:
+    """Read samples from a folder or a CSV of CIFs; raise ``InputError`` when there are none."""
+    path = Path(path)
+    if path.is_dir():
+        return read_sample_folder(path)
+    if path.is_file() and path.name.endswith((".csv", ".csv.gz")):
+        return read_csv_of_cifs(path)
+    if path.is_file() and path.suffix == ".cif":
+        return CrystalSet([path.name], [read_cif_file(path)], [None], None, path)
+    raise InputError(f"samples not found or not a folder/CSV/CIF: {path}")
+
+
+def load_reference(path: Path) -> CrystalSet:
+    """Read a reference set (CSV of CIFs or a sample folder); raise ``InputError`` when missing."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"reference file not found: {path}")
+    return load_samples(path)
+
+
+def load_many(paths: list[Path]) -> CrystalSet:
+    """Concatenate several CSV/folder sets (e.g. train + val as the training set)."""
+    parts = [load_reference(Path(p)) for p in paths]
+    if not parts:
+        raise InputError("no training files given")
+    names = [n for part in parts for n in part.names]
+    structures = [s for part in parts for s in part.structures]
+    requested = [r for part in parts for r in part.requested_spacegroups]
+    return CrystalSet(names, structures, requested, None, Path(paths[0]))
+
+
+def load_cif_texts(paths: list[Path]) -> list[str]:
+    """CIF texts of several CSV files / folders in order, without parsing them (cheap)."""
+    texts: list[str] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError(f"training file not found: {path}")
+        if path.is_dir():
+            index = path / "samples.jsonl"
+            files = (
+                [path / r["file"] for r in _read_jsonl(index) if "file" in r]
+                if index.is_file()
+                else sorted(p for p in path.rglob("*.cif") if p.is_file())
+            )
+            texts += [p.read_text(errors="replace") if p.is_file() else "" for p in files]
+        else:
+            frame = pd.read_csv(path, usecols=["cif"])
+            texts += [str(t) for t in frame["cif"]]
+    return texts
+
+
+class LazyStructures:
+    """A sequence of structures parsed from CIF texts on first access (novelty needs only the
+    few training crystals that share a formula with a sample)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self._texts = texts
+        self._parsed: dict[int, Structure | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, index: int) -> Structure | None:
+        if index not in self._parsed:
+            self._parsed[index] = parse_cif(self._texts[index])
+        return self._parsed[index]
+
+
+def write_subsample_csv(source: Path, n: int, seed: int, folder: Path) -> Path:
+    """A seeded random subsample of ``n`` rows of a CSV of CIFs, written to ``folder`` (rows in
+    original order, so the same arguments give the same bytes and hit the same caches)."""
+    frame = pd.read_csv(source)
+    if n <= 0 or n >= len(frame):
+        return Path(source)
+    rows = np.sort(np.random.default_rng(seed).choice(len(frame), n, replace=False))
+    path = Path(folder) / f"{Path(source).name.split('.')[0]}_subsample_{n}_seed{seed}.csv"
+    frame.iloc[rows].to_csv(path, index=False)
+    return path

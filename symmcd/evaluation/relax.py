@@ -1,0 +1,147 @@
+"""CHGNet relaxation of crystals (positions and cell), with or without keeping their symmetry.
+
+ASE FIRE on a ``FrechetCellFilter`` (positions + cell), stopping at ``fmax`` (eV/A) or ``steps``.
+With ``keep_symmetry`` the ASE ``FixSymmetry`` constraint (symprec 0.1) symmetrises forces and
+stress so the space group found at the start is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+from tqdm import tqdm
+
+from symmcd.errors import InputError
+from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
+from symmcd.evaluation.io import read_cif_file
+from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
+
+DEFAULT_STEPS = 500
+DEFAULT_FMAX = 0.1
+
+
+@dataclass
+class RelaxResult:
+    """Outcome of one relaxation; energies in eV/atom."""
+
+    structure: Structure | None
+    energy_per_atom: float
+    formation_energy_per_atom: float
+    steps: int
+    converged: bool
+    spacegroup_before: int | None
+    spacegroup_after: int | None
+    seconds: float
+    error: str = ""
+
+
+def relax_structure(
+    structure: Structure,
+    keep_symmetry: bool = False,
+    steps: int = DEFAULT_STEPS,
+    fmax: float = DEFAULT_FMAX,
+) -> RelaxResult:
+    """Relax one crystal with CHGNet; failures are reported in ``error``, never raised."""
+    from ase.constraints import FixSymmetry
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    start = time.perf_counter()
+    before, _ = spacegroup_and_template(structure)
+    try:
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = CHGNetCalculator(
+            model=load_chgnet(), use_device="cpu", on_isolated_atoms="ignore"
+        )
+        if keep_symmetry:
+            atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
+            converged = bool(optimizer.run(fmax=fmax, steps=steps))
+            energy = float(atoms.get_potential_energy()) / len(atoms)
+        atoms.set_constraint()
+        relaxed = AseAtomsAdaptor.get_structure(atoms)
+    except Exception as error:  # noqa: BLE001 - a crystal that cannot be relaxed is reported
+        seconds = time.perf_counter() - start
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        nan = float("nan")
+        return RelaxResult(None, nan, nan, 0, False, before, None, seconds, message)
+    after, _ = spacegroup_and_template(relaxed)
+    return RelaxResult(
+        structure=relaxed,
+        energy_per_atom=energy,
+        formation_energy_per_atom=formation_energy_from_energy(relaxed.composition, energy),
+        steps=int(optimizer.nsteps),
+        converged=converged,
+        spacegroup_before=before,
+        spacegroup_after=after,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def result_record(name: str, result: RelaxResult, keep_symmetry: bool) -> dict:
+    """JSON-ready record of a relaxation (the structure itself is written as a CIF)."""
+    record = {"file": name, "keep_symmetry": keep_symmetry}
+    record.update({k: v for k, v in asdict(result).items() if k != "structure"})
+    return record
+
+
+def relax_dir(
+    cif_dir: Path,
+    out_dir: Path,
+    keep_symmetry: bool = False,
+    steps: int = DEFAULT_STEPS,
+    fmax: float = DEFAULT_FMAX,
+    progress: bool = True,
+) -> dict:
+    """Relax every CIF of ``cif_dir`` into ``out_dir`` (same names) + ``relaxed.jsonl``.
+
+    Returns a summary: counts of crystals, converged and failed ones, mean steps and seconds.
+    """
+    cif_dir, out_dir = Path(cif_dir), Path(out_dir)
+    if not cif_dir.is_dir():
+        raise InputError(f"not a folder of CIFs: {cif_dir}")
+    files = sorted(p for p in cif_dir.rglob("*.cif") if p.is_file())
+    if not files:
+        raise InputError(f"no .cif files in {cif_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in tqdm(files, desc="relax", disable=not progress, unit="crystal"):
+        name = str(path.relative_to(cif_dir))
+        structure = read_cif_file(path)
+        if structure is None:
+            records.append({"file": name, "keep_symmetry": keep_symmetry, "error": "unreadable"})
+            continue
+        result = relax_structure(structure, keep_symmetry, steps, fmax)
+        if result.structure is not None:
+            target = out_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            result.structure.to(filename=str(target), fmt="cif")
+        records.append(result_record(name, result, keep_symmetry))
+    with open(out_dir / "relaxed.jsonl", "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return summarize_relaxations(records)
+
+
+def summarize_relaxations(records: list[dict]) -> dict:
+    """Counts and means over relaxation records."""
+    done = [r for r in records if not r.get("error")]
+    return {
+        "n": len(records),
+        "relaxed": len(done),
+        "failed": len(records) - len(done),
+        "converged": sum(bool(r["converged"]) for r in done),
+        "mean_steps": sum(r["steps"] for r in done) / len(done) if done else float("nan"),
+        "mean_seconds": sum(r["seconds"] for r in done) / len(done) if done else float("nan"),
+    }

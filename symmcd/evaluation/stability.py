@@ -1,0 +1,81 @@
+"""Stability metrics of a seeded subsample of valid samples relaxed with CHGNet.
+
+Each chosen sample is relaxed twice: freely, and keeping its symmetry (ASE ``FixSymmetry``).
+Energies above the MP-20 reference hull (see ``hull.py``) give, over the relaxed subsample:
+``stable`` (e_hull <= 0), ``metastable`` (<= 0.1 eV/atom), ``sun`` (stable, unique, novel),
+``msun`` (metastable, unique, novel) and ``ssun`` (stable, unique, novel and not P1 after
+relaxation). The unsuffixed keys use the free relaxation, ``*_fixsym`` the symmetric one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from symmcd.evaluation.distributions import seeded_subsample
+from symmcd.evaluation.hull import METASTABLE, STABLE, energy_above_hull
+from symmcd.evaluation.io import CrystalSet
+from symmcd.evaluation.relax import relax_structure, result_record
+from symmcd.evaluation.summary import CrystalSummary
+
+
+def stability_flags(
+    e_hull: np.ndarray, unique: np.ndarray, novel: np.ndarray, spacegroup_after: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-crystal boolean flags from energies above hull (NaN counts as unstable)."""
+    finite = np.isfinite(e_hull)
+    stable = finite & (np.nan_to_num(e_hull, nan=np.inf) <= STABLE)
+    metastable = finite & (np.nan_to_num(e_hull, nan=np.inf) <= METASTABLE)
+    new = unique & novel
+    return {
+        "stable": stable,
+        "metastable": metastable,
+        "sun": stable & new,
+        "msun": metastable & new,
+        "ssun": stable & new & (spacegroup_after > 1),
+    }
+
+
+def stability_metrics(
+    crystals: CrystalSet,
+    summary: CrystalSummary,
+    unique: np.ndarray,
+    novel: np.ndarray,
+    count: int,
+    seed: int,
+    out_dir: Path,
+    progress: bool = True,
+) -> tuple[dict, list[dict]]:
+    """Relax up to ``count`` valid samples (seeded choice) both ways; return metrics + records."""
+    rows = seeded_subsample(np.flatnonzero(summary.valid), count, seed)
+    metrics: dict = {"n_relaxed": int(len(rows))}
+    records: list[dict] = []
+    for keep_symmetry, suffix in ((False, ""), (True, "_fixsym")):
+        folder = out_dir / ("fixsym" if keep_symmetry else "free")
+        folder.mkdir(parents=True, exist_ok=True)
+        e_hull = np.full(len(rows), np.nan)
+        after = np.zeros(len(rows), dtype=int)
+        seconds = []
+        label = "relax (symmetric)" if keep_symmetry else "relax (free)"
+        for k, index in enumerate(tqdm(rows, desc=label, disable=not progress)):
+            structure = crystals.structures[index]
+            result = relax_structure(structure, keep_symmetry=keep_symmetry)
+            e_hull[k] = energy_above_hull(structure.composition, result.formation_energy_per_atom)
+            after[k] = result.spacegroup_after or 0
+            seconds.append(result.seconds)
+            record = result_record(crystals.names[index], result, keep_symmetry)
+            record["e_above_hull"] = None if not np.isfinite(e_hull[k]) else float(e_hull[k])
+            records.append(record)
+            if result.structure is not None:
+                result.structure.to(filename=str(folder / f"{k:05d}.cif"), fmt="cif")
+        flags = stability_flags(e_hull, unique[rows], novel[rows], after)
+        for name, mask in flags.items():
+            metrics[name + suffix] = float(mask.mean()) if len(rows) else None
+        metrics["seconds_per_relaxation" + suffix] = float(np.mean(seconds)) if seconds else None
+    with open(out_dir / "relaxed.jsonl", "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return metrics, records

@@ -1,0 +1,176 @@
+"""Per-crystal descriptors of a crystal set, computed in parallel and cached on disk.
+
+One pass over the structures gives everything the metrics need: validity flags, detected space
+group and Wyckoff template, density, number of elements, reduced formula and (optionally) the
+CrystalNN / Magpie fingerprints. Sets read from files are cached under
+``~/.cache/symmcd/summaries/`` keyed by the sha256 of their bytes, so the reference and training
+sets are described once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+from tqdm import tqdm
+
+from symmcd.evaluation.coverage import (
+    COMP_FP_SIZE,
+    STRUCT_FP_SIZE,
+    composition_fingerprint,
+    structure_fingerprint,
+)
+from symmcd.evaluation.io import cache_dir
+from symmcd.evaluation.templates import spacegroup_and_template, template_to_string
+from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
+
+SUMMARY_VERSION = "v1"
+
+
+@dataclass
+class CrystalSummary:
+    """Descriptors, one entry per crystal; ``spacegroup == 0`` and ``template == ""`` when the
+    structure is unreadable or symmetry detection failed."""
+
+    struct_valid: np.ndarray
+    comp_valid: np.ndarray
+    spacegroup: np.ndarray
+    template: np.ndarray
+    density: np.ndarray
+    num_elements: np.ndarray
+    formula: np.ndarray
+    struct_fp: np.ndarray
+    comp_fp: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.struct_valid & self.comp_valid
+
+    def __len__(self) -> int:
+        return len(self.struct_valid)
+
+
+def describe_crystal(structure: Structure | None, with_fingerprints: bool) -> dict:
+    """All descriptors of one crystal (runs in a worker process)."""
+    if structure is None:
+        number, template = None, None
+    else:
+        number, template = spacegroup_and_template(structure)
+    return {
+        "struct_valid": structure_is_valid(structure),
+        "comp_valid": composition_is_valid(structure.composition if structure else None),
+        "spacegroup": number or 0,
+        "template": template_to_string(template) if template else "",
+        "density": float(structure.density) if structure is not None else np.nan,
+        "num_elements": len(structure.composition.elements) if structure is not None else 0,
+        "formula": structure.composition.reduced_formula if structure is not None else "",
+        "struct_fp": structure_fingerprint(structure)
+        if with_fingerprints
+        else np.full(STRUCT_FP_SIZE, np.nan),
+        "comp_fp": composition_fingerprint(structure.composition if structure else None)
+        if with_fingerprints
+        else np.full(COMP_FP_SIZE, np.nan),
+    }
+
+
+def _describe_fingerprinted(structure: Structure | None) -> dict:
+    return describe_crystal(structure, True)
+
+
+def _describe_plain(structure: Structure | None) -> dict:
+    return describe_crystal(structure, False)
+
+
+def default_workers() -> int:
+    """Number of worker processes: all cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def describe_all(
+    structures: list[Structure | None],
+    with_fingerprints: bool,
+    workers: int | None = None,
+    progress: bool = True,
+    label: str = "describe",
+) -> CrystalSummary:
+    """Describe every structure, in parallel over ``workers`` processes, order preserved."""
+    worker = _describe_fingerprinted if with_fingerprints else _describe_plain
+    workers = workers or default_workers()
+    bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
+    rows = []
+    if workers <= 1 or len(structures) < 8:
+        for structure in structures:
+            rows.append(worker(structure))
+            bar.update()
+    else:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers) as pool:
+            for row in pool.imap(worker, structures, chunksize=4):
+                rows.append(row)
+                bar.update()
+    bar.close()
+    return _stack(rows)
+
+
+def _stack(rows: list[dict]) -> CrystalSummary:
+    columns = {}
+    for spec in fields(CrystalSummary):
+        values = [row[spec.name] for row in rows]
+        columns[spec.name] = np.asarray(values) if values else np.zeros(0)
+    columns["struct_valid"] = columns["struct_valid"].astype(bool)
+    columns["comp_valid"] = columns["comp_valid"].astype(bool)
+    columns["spacegroup"] = columns["spacegroup"].astype(int)
+    columns["template"] = columns["template"].astype(str)
+    columns["formula"] = columns["formula"].astype(str)
+    if len(rows) == 0:
+        columns["struct_fp"] = np.zeros((0, STRUCT_FP_SIZE))
+        columns["comp_fp"] = np.zeros((0, COMP_FP_SIZE))
+    return CrystalSummary(**columns)
+
+
+def cache_path(digest: str, with_fingerprints: bool) -> Path:
+    kind = "fp" if with_fingerprints else "plain"
+    return cache_dir() / "summaries" / f"{digest}-{kind}-{SUMMARY_VERSION}.npz"
+
+
+def load_cached(path: Path) -> CrystalSummary | None:
+    """The cached summary at ``path``, or ``None`` when absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return CrystalSummary(**{spec.name: data[spec.name] for spec in fields(CrystalSummary)})
+    except Exception:  # noqa: BLE001 - a corrupt cache is recomputed
+        return None
+
+
+def save_cached(path: Path, summary: CrystalSummary) -> None:
+    """Write atomically (temp file + rename) so concurrent runs never read half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(temporary, **{s.name: getattr(summary, s.name) for s in fields(summary)})
+    os.replace(temporary, path)
+
+
+def summarize(
+    structures: list[Structure | None],
+    digest: str | None,
+    with_fingerprints: bool,
+    workers: int | None = None,
+    progress: bool = True,
+    label: str = "describe",
+) -> CrystalSummary:
+    """Cached ``describe_all``: reuse ``~/.cache/symmcd/summaries/<digest>`` when present."""
+    path = cache_path(digest, with_fingerprints) if digest else None
+    if path is not None:
+        cached = load_cached(path)
+        if cached is not None and len(cached) == len(structures):
+            return cached
+    summary = describe_all(structures, with_fingerprints, workers, progress, label)
+    if path is not None:
+        save_cached(path, summary)
+    return summary

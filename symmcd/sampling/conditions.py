@@ -1,0 +1,365 @@
+"""User conditions for sampling: space groups, element sets and formulas.
+
+Parsing turns loose user input ("225,194", "Li,Fe,P,O", "LiFePO4") into validated values and
+raises :class:`~symmcd.errors.InputError` naming the bad input. A formula is turned into Wyckoff
+*templates*: choices of Wyckoff positions of one space group whose multiplicities add up to the
+formula's element counts times z, with every orbit assigned one element.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Composition, Element
+
+from symmcd.errors import InputError
+
+NUM_ELEMENTS = 100
+NUM_SPACEGROUPS = 230
+MAX_TEMPLATES_PER_GROUP = 1000
+MAX_SEARCH_STEPS = 200_000  # partial templates visited per group and z
+
+
+# ---------------------------------------------------------------- space groups
+
+
+def parse_spacegroups(
+    spacegroups: int | str | Iterable[int | str] | None,
+) -> tuple[int, ...] | None:
+    """Space-group numbers from an int, "225,194" or a list; each must lie in 1..230."""
+    if spacegroups is None:
+        return None
+    if isinstance(spacegroups, (int, float, np.integer, np.floating)):
+        items: list = [spacegroups]
+    elif isinstance(spacegroups, str):
+        items = [part for part in spacegroups.replace(" ", "").split(",") if part]
+    else:
+        items = list(spacegroups)
+    if not items:
+        raise InputError("spacegroups: empty list; give numbers in 1..230, e.g. 225,194")
+    numbers = []
+    for item in items:
+        try:
+            number = int(item)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"spacegroups: {item!r} is not a space-group number (1..230)"
+            ) from None
+        if isinstance(item, (float, np.floating)) and item != number:
+            raise InputError(f"spacegroups: {item!r} is not a space-group number (1..230)")
+        if not 1 <= number <= NUM_SPACEGROUPS:
+            raise InputError(f"spacegroups: {number} is outside 1..230")
+        numbers.append(number)
+    return tuple(dict.fromkeys(numbers))
+
+
+def spacegroup_weights(
+    training_distribution: np.ndarray, spacegroups: Sequence[int] | None
+) -> np.ndarray:
+    """Probabilities over groups 1..230 (index sg - 1) to draw space groups from.
+
+    Without user groups: the training distribution. With user groups: the training distribution
+    restricted to them and renormalised; if none of them was seen in training, uniform over them.
+    """
+    train = np.asarray(training_distribution, dtype=np.float64).reshape(-1)
+    if train.shape != (NUM_SPACEGROUPS,):
+        raise ValueError(
+            f"training space-group distribution must have 230 entries, not {train.shape}"
+        )
+    if spacegroups is None:
+        weights = train.copy()
+    else:
+        mask = np.zeros(NUM_SPACEGROUPS, dtype=bool)
+        mask[np.asarray(spacegroups) - 1] = True
+        weights = np.where(mask, train, 0.0)
+        if weights.sum() <= 0:
+            weights = mask.astype(np.float64)
+    if weights.sum() <= 0:
+        raise InputError("spacegroups: the model's training distribution is empty")
+    return weights / weights.sum()
+
+
+def top_k_spacegroups(training_distribution: np.ndarray, k: int) -> tuple[int, ...]:
+    """The k most frequent space groups of the training distribution (ties by number)."""
+    if int(k) != k or k < 1:
+        raise InputError(f"top_k_spacegroups: {k!r} must be a positive integer")
+    train = np.asarray(training_distribution, dtype=np.float64).reshape(-1)
+    seen = int((train > 0).sum())
+    order = np.lexsort((np.arange(train.size), -train))[: min(int(k), max(seen, 1))]
+    return tuple(int(i) + 1 for i in order)
+
+
+# ---------------------------------------------------------------- elements
+
+
+def element_symbol(symbol: str) -> str:
+    """A validated element symbol (Z in 1..100), e.g. 'Fe'; InputError otherwise."""
+    clean = str(symbol).strip()
+    if not Element.is_valid_symbol(clean) or Element(clean).Z > NUM_ELEMENTS:
+        raise InputError(f"elements: unknown element symbol {symbol!r}")
+    return clean
+
+
+def parse_elements(elements: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """Element symbols from "Li,Fe,P,O" or a list; duplicates dropped, order kept."""
+    if elements is None:
+        return None
+    items = elements.replace(" ", "").split(",") if isinstance(elements, str) else list(elements)
+    items = [item for item in items if str(item).strip()]
+    if not items:
+        raise InputError("elements: empty list; give symbols such as Li,Fe,P,O")
+    unknown = [item for item in items if not _is_element(item)]
+    if unknown:
+        raise InputError(f"elements: unknown element symbol(s) {', '.join(map(str, unknown))}")
+    return tuple(dict.fromkeys(str(item).strip() for item in items))
+
+
+def _is_element(symbol: str) -> bool:
+    try:
+        element_symbol(symbol)
+    except InputError:
+        return False
+    return True
+
+
+def element_allowed_mask(
+    symbols: Sequence[str], element_marginals: np.ndarray, name: str = "elements"
+) -> np.ndarray:
+    """Boolean (100,) mask over element indices Z - 1 allowing only `symbols`.
+
+    Elements the model never generated in training (zero marginal) cannot be sampled: InputError.
+    """
+    marginals = np.asarray(element_marginals, dtype=np.float64).reshape(-1)
+    mask = np.zeros(NUM_ELEMENTS, dtype=bool)
+    unseen = []
+    for symbol in symbols:
+        index = Element(symbol).Z - 1
+        if marginals[index] <= 0:
+            unseen.append(symbol)
+        mask[index] = True
+    if unseen:
+        raise InputError(f"{name}: the model never saw {', '.join(unseen)} in training")
+    return mask
+
+
+# ---------------------------------------------------------------- formulas
+
+
+def parse_formula(formula: str) -> dict[str, int]:
+    """Reduced integer element counts, e.g. 'LiFePO4' -> {'Li': 1, 'Fe': 1, 'P': 1, 'O': 4}."""
+    text = str(formula).strip()
+    try:
+        composition = Composition(text)
+    except Exception:
+        raise InputError(f"formula: cannot parse {formula!r}") from None
+    amounts = composition.get_el_amt_dict()
+    if not amounts:
+        raise InputError(f"formula: {formula!r} has no elements")
+    unknown = [symbol for symbol in amounts if not _is_element(symbol)]
+    if unknown:
+        raise InputError(f"formula: unknown element symbol(s) {', '.join(unknown)} in {formula!r}")
+    if any(abs(amount - round(amount)) > 1e-8 or amount <= 0 for amount in amounts.values()):
+        raise InputError(f"formula: {formula!r} must have positive integer counts")
+    counts = {symbol: int(round(amount)) for symbol, amount in amounts.items()}
+    divisor = functools.reduce(np.gcd, counts.values())
+    return {symbol: count // int(divisor) for symbol, count in counts.items()}
+
+
+def formula_string(counts: dict[str, int]) -> str:
+    """A compact formula string like 'LiFePO4' (counts of 1 omitted), in the given order."""
+    return "".join(f"{symbol}{count if count != 1 else ''}" for symbol, count in counts.items())
+
+
+@dataclass(frozen=True)
+class WyckoffTemplate:
+    """One asymmetric-unit layout: a Wyckoff position (index within the group) per orbit + its
+    element. Orbits are sorted by element then position index."""
+
+    spacegroup: int
+    wyckoff_indices: tuple[int, ...]
+    elements: tuple[str, ...]
+    z: int
+
+    @property
+    def num_orbits(self) -> int:
+        return len(self.wyckoff_indices)
+
+
+@dataclass(frozen=True)
+class PositionSlot:
+    """What template enumeration needs of a Wyckoff position: multiplicity and whether it is a
+    fixed point (dof 0, so at most one orbit can sit on it)."""
+
+    index: int
+    multiplicity: int
+    fixed: bool
+
+
+def enumerate_templates(
+    spacegroup: int,
+    slots: Sequence[PositionSlot],
+    counts: dict[str, int],
+    max_atoms: int,
+    max_orbits: int,
+    max_templates: int = MAX_TEMPLATES_PER_GROUP,
+) -> list[WyckoffTemplate]:
+    """All Wyckoff templates of a group holding `counts` times z atoms (z = 1, 2, ...).
+
+    z runs while z * sum(counts) <= max_atoms; a template uses at most `max_orbits` orbits and
+    each fixed position at most once. Enumeration stops after `max_templates` templates (a
+    depth-first order that visits general positions first), which keeps low-symmetry groups fast.
+    """
+    per_formula = sum(counts.values())
+    if per_formula <= 0:
+        return []
+    symbols = list(counts)
+    ordered = sorted(slots, key=lambda slot: slot.index)
+    found: list[WyckoffTemplate] = []
+    for z in range(1, max_atoms // per_formula + 1):
+        targets = [counts[symbol] * z for symbol in symbols]
+        for choice in _fill_elements(ordered, targets, max_orbits, max_templates - len(found)):
+            indices, elements = [], []
+            for symbol, positions in zip(symbols, choice, strict=True):
+                indices.extend(positions)
+                elements.extend([symbol] * len(positions))
+            found.append(WyckoffTemplate(spacegroup, tuple(indices), tuple(elements), z))
+        if len(found) >= max_templates:
+            break
+    return found
+
+
+def _fill_elements(
+    slots: Sequence[PositionSlot], targets: Sequence[int], max_orbits: int, limit: int
+) -> Iterator[tuple[tuple[int, ...], ...]]:
+    """Yield per element a multiset of position indices whose multiplicities sum to its target.
+
+    At most `limit` choices are yielded and at most MAX_SEARCH_STEPS partial choices visited, so
+    formulas that nearly fit a low-symmetry group cannot make the search explode.
+    """
+    produced = 0
+    visits = itertools.count()
+
+    def fill(element: int, used_fixed: frozenset[int], orbits_left: int) -> Iterator[tuple]:
+        if element == len(targets):
+            yield ()
+            return
+        for positions in _multisets(slots, targets[element], used_fixed, orbits_left, 0):
+            if next(visits) >= MAX_SEARCH_STEPS:
+                return
+            fixed_here = frozenset(i for i in positions if slots_by_index[i].fixed)
+            for rest in fill(element + 1, used_fixed | fixed_here, orbits_left - len(positions)):
+                yield (positions, *rest)
+
+    slots_by_index = {slot.index: slot for slot in slots}
+    for choice in fill(0, frozenset(), max_orbits):
+        if produced >= limit:
+            return
+        produced += 1
+        yield choice
+
+
+def _multisets(
+    slots: Sequence[PositionSlot],
+    target: int,
+    used_fixed: frozenset[int],
+    orbits_left: int,
+    start: int,
+) -> Iterator[tuple[int, ...]]:
+    """Non-decreasing sequences of position indices (from slots[start:]) summing to target."""
+    if target == 0:
+        yield ()
+        return
+    if orbits_left == 0:
+        return
+    for offset in range(start, len(slots)):
+        slot = slots[offset]
+        if slot.multiplicity > target or (slot.fixed and slot.index in used_fixed):
+            continue
+        next_start = offset + 1 if slot.fixed else offset
+        for rest in _multisets(
+            slots, target - slot.multiplicity, used_fixed, orbits_left - 1, next_start
+        ):
+            yield (slot.index, *rest)
+
+
+def group_slots(spacegroup: int) -> tuple[PositionSlot, ...]:
+    """The Wyckoff positions of a group as template-enumeration slots (from symmcd.symmetry)."""
+    from symmcd.symmetry.tables import space_group
+
+    return tuple(
+        PositionSlot(index, int(wp.multiplicity), int(wp.dof) == 0)
+        for index, wp in enumerate(space_group(spacegroup).wyckoff_positions)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_templates(
+    spacegroup: int,
+    counts: tuple[tuple[str, int], ...],
+    max_atoms: int,
+    max_orbits: int,
+    max_templates: int,
+) -> tuple[WyckoffTemplate, ...]:
+    slots = group_slots(spacegroup)
+    return tuple(
+        enumerate_templates(spacegroup, slots, dict(counts), max_atoms, max_orbits, max_templates)
+    )
+
+
+def formula_templates(
+    counts: dict[str, int],
+    spacegroups: Iterable[int],
+    max_atoms: int,
+    max_orbits: int,
+    max_templates: int = MAX_TEMPLATES_PER_GROUP,
+) -> dict[int, tuple[WyckoffTemplate, ...]]:
+    """Templates per space group for a formula (groups without any template are left out).
+
+    Results are cached; `max_templates=1` is a fast feasibility test.
+    """
+    key = tuple(counts.items())
+    result = {}
+    for spacegroup in spacegroups:
+        templates = _cached_templates(
+            int(spacegroup), key, int(max_atoms), int(max_orbits), int(max_templates)
+        )
+        if templates:
+            result[int(spacegroup)] = templates
+    return result
+
+
+def no_template_message(
+    counts: dict[str, int], spacegroups: Sequence[int] | None, max_atoms: int
+) -> str:
+    """The one-line error for a formula that no Wyckoff template can hold."""
+    if spacegroups is None:
+        where = "any space group"
+    else:
+        where = "space groups " + ",".join(str(sg) for sg in spacegroups)
+    return (
+        f"formula: no Wyckoff template in {where} can hold {formula_string(counts)} "
+        f"within {max_atoms} atoms"
+    )
+
+
+def template_weights(
+    templates: Sequence[WyckoffTemplate], orbit_distribution: np.ndarray | None
+) -> np.ndarray:
+    """Probabilities over a group's templates, proportional to how often the training data had
+    that many orbits in the group (uniform where the data says nothing)."""
+    sizes = np.array([template.num_orbits for template in templates])
+    weights = np.ones(len(templates))
+    if orbit_distribution is not None:
+        dist = np.asarray(orbit_distribution, dtype=np.float64).reshape(-1)
+        looked_up = np.where(sizes < dist.size, dist[np.minimum(sizes, dist.size - 1)], 0.0)
+        if looked_up.sum() > 0:
+            weights = looked_up
+    return weights / weights.sum()
+
+
+def all_spacegroups() -> tuple[int, ...]:
+    return tuple(range(1, NUM_SPACEGROUPS + 1))

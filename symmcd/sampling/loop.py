@@ -1,0 +1,157 @@
+"""The reverse diffusion loop over one batch of planned crystals.
+
+Crystals of different sizes share one flat node tensor. Every step calls
+``JointDiffusion.denoise_step`` (one Langevin corrector move of the coordinates, then the
+predictor of all four chains, as in DiffCSP's predictor-corrector sampler). With fewer steps than
+the model was trained with, the steps are evenly spaced integers from T down to 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from symmcd.diffusion.joint import JointDiffusion
+from symmcd.errors import InputError, SymmetryError
+from symmcd.sampling.plan import CrystalPlan
+from symmcd.sampling.unfold import AsymmetricUnits
+from symmcd.symmetry import tables
+
+
+def timestep_pairs(trained_steps: int, steps: int | None) -> list[tuple[int, int]]:
+    """(t, t_prev) pairs from T down to 0: all T steps, or `steps` evenly spaced ones."""
+    if steps is None:
+        steps = trained_steps
+    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= trained_steps:
+        raise InputError(f"steps: {steps!r} must be an integer in 1..{trained_steps}")
+    times = np.unique(np.rint(np.linspace(0, trained_steps, int(steps) + 1)).astype(int))[::-1]
+    return [(int(a), int(b)) for a, b in zip(times[:-1], times[1:], strict=True)]
+
+
+def plan_tensors(plans: Sequence[CrystalPlan]) -> dict[str, torch.Tensor | None]:
+    """Space groups, encodings, node counts and clamps (-1 = free) of a batch of plans."""
+    spacegroup = torch.tensor([plan.spacegroup for plan in plans], dtype=torch.long)
+    num_nodes = torch.tensor([plan.num_orbits for plan in plans], dtype=torch.long)
+    templated = [plan.wyckoff_indices is not None for plan in plans]
+    clamp_elements = clamp_site_symmetry = wyckoff_index = None
+    if any(templated):
+        elements, sites, positions = [], [], []
+        for plan in plans:
+            if plan.wyckoff_indices is None:
+                elements.append(np.full(plan.num_orbits, -1))
+                sites.append(np.full((plan.num_orbits, 15), -1))
+                positions.append(np.full(plan.num_orbits, -1))
+            else:
+                global_index = np.asarray(plan.wyckoff_indices)
+                elements.append(np.asarray(plan.atom_types))
+                sites.append(tables.WP_SITE_SYMMETRY[global_index])
+                positions.append(global_index)
+        clamp_elements = torch.as_tensor(np.concatenate(elements), dtype=torch.long)
+        clamp_site_symmetry = torch.as_tensor(np.concatenate(sites), dtype=torch.long)
+        wyckoff_index = torch.as_tensor(np.concatenate(positions), dtype=torch.long)
+    return {
+        "spacegroup": spacegroup,
+        "sg_encoding": torch.as_tensor(tables.SG_ENCODING[spacegroup.numpy() - 1]),
+        "num_nodes": num_nodes,
+        "clamp_elements": clamp_elements,
+        "clamp_site_symmetry": clamp_site_symmetry,
+        "wyckoff_index": wyckoff_index,
+    }
+
+
+PRECISIONS = ("32", "bf16")
+
+
+class Bfloat16Autocast(torch.nn.Module):
+    """Runs a denoiser under CPU bfloat16 autocast and hands back float32 outputs.
+
+    About 2x faster on CPUs with AVX-512 BF16 at the cost of ~3 significant digits in the
+    network's predictions; the diffusion arithmetic itself stays float32. Opt-in only.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output = self.model(**inputs)
+        as_float = {
+            f.name: value.float() if isinstance(value, torch.Tensor) else value
+            for f in dataclasses.fields(output)
+            for value in [getattr(output, f.name)]
+        }
+        return dataclasses.replace(output, **as_float)
+
+
+def with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The model itself for "32", wrapped in bfloat16 autocast for "bf16"."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision: {precision!r} must be one of {', '.join(PRECISIONS)}")
+    return model if precision == "32" else Bfloat16Autocast(model)
+
+
+@torch.no_grad()
+def denoise_batch(
+    model: torch.nn.Module,
+    diffusion: JointDiffusion,
+    plans: Sequence[CrystalPlan],
+    schedule: Sequence[tuple[int, int]],
+    generator: torch.Generator,
+    element_allowed: torch.Tensor | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> tuple[AsymmetricUnits, np.ndarray | None]:
+    """Run the reverse process for `plans`; returns the sampled asymmetric units and, for
+    templated crystals, the global Wyckoff index each node must sit on (-1 = free)."""
+    inputs = plan_tensors(plans)
+    state = diffusion.prior(
+        inputs["spacegroup"],
+        inputs["sg_encoding"],
+        inputs["num_nodes"],
+        generator=generator,
+        element_allowed=element_allowed,
+    )
+    output = None
+    for t, t_prev in schedule:
+        state, output = diffusion.denoise_step(
+            model,
+            state,
+            t,
+            t_prev,
+            generator=generator,
+            corrector_steps=1,
+            element_allowed=element_allowed,
+            clamp_elements=inputs["clamp_elements"],
+            clamp_site_symmetry=inputs["clamp_site_symmetry"],
+        )
+        if on_step is not None:
+            on_step()
+    k = diffusion.final_k(state)
+    if not bool(torch.isfinite(k).all() & torch.isfinite(state.frac_coords).all()):
+        raise SymmetryError("sampling produced non-finite lattice or coordinates: broken model?")
+    site_symmetry = final_site_symmetry(state.site_symmetry, output)
+    units = AsymmetricUnits(
+        spacegroup=state.spacegroup.cpu().numpy().astype(np.int64),
+        num_nodes=state.num_nodes.cpu().numpy().astype(np.int64),
+        k=k.double().cpu().numpy(),
+        atom_types=state.atom_types.cpu().numpy().astype(np.int64),
+        site_symmetry=site_symmetry,
+        frac_coords=state.frac_coords.double().cpu().numpy(),
+    )
+    wyckoff_index = inputs["wyckoff_index"]
+    return units, None if wyckoff_index is None else wyckoff_index.numpy()
+
+
+def final_site_symmetry(classes: torch.Tensor, output) -> np.ndarray:
+    """(N, 15, 13) site-symmetry distributions for the projection.
+
+    The network's last prediction of the clean classes (softmax of its logits) when it has one;
+    the sampled classes as one-hot otherwise (full-cell model).
+    """
+    logits = getattr(output, "site_symmetry_logits", None)
+    if logits is None:
+        return np.eye(13)[classes.cpu().numpy()]
+    return torch.softmax(logits.double(), dim=-1).cpu().numpy()

@@ -1,0 +1,224 @@
+"""`sample` and `sample_to_dir`: symmetric crystals on demand, by space group and composition.
+
+One run: validate the conditions, plan every crystal (space group, orbit count or template),
+denoise the plans in batches, project and replicate each batch into Structures, and (for
+`sample_to_dir`) write CIF / extxyz / samples.jsonl into a staged folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from symmcd.errors import CheckpointError, InputError
+from symmcd.sampling import conditions, loop, plan, writers
+from symmcd.sampling.unfold import unfold
+from symmcd.sampling.writers import SampledCrystal
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+
+
+def load_model(checkpoint: str | Path | object | None):
+    """A LoadedModel from a path (default: the shipped model) or passed through as is."""
+    from symmcd.training.checkpoint import load_checkpoint
+
+    if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
+        loaded = checkpoint
+    else:
+        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        if checkpoint is None and not path.is_file():
+            raise CheckpointError(
+                f"no shipped model at {path}; pass checkpoint=PATH (--checkpoint PATH)"
+            )
+        loaded = load_checkpoint(path)
+    representation = getattr(getattr(loaded, "config", None), "representation", None)
+    if representation not in (None, "asymmetric_unit"):
+        raise CheckpointError(
+            f"checkpoint: a {representation} model cannot sample asymmetric units"
+        )
+    return loaded
+
+
+def default_steps(loaded, steps: int | None) -> int | None:
+    """The requested step count, else the checkpoint's `sampling_steps` (if it ships one), else
+    None (all trained steps)."""
+    if steps is not None:
+        return steps
+    shipped = getattr(loaded, "metadata", {}).get("sampling_steps")
+    return int(shipped) if shipped else None
+
+
+def positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name}: {value!r} must be a positive integer")
+    return int(value)
+
+
+def allowed_elements(
+    statistics, symbols: Sequence[str] | None, counts: dict[str, int] | None
+) -> torch.Tensor:
+    """(100,) bool mask of the elements the chains may take: the user's set, else every element
+    seen in training (InputError for requested elements the model never saw)."""
+    if counts is not None:
+        plan.check_formula_elements(counts, statistics.element_counts)
+    if symbols is not None:
+        return torch.as_tensor(conditions.element_allowed_mask(symbols, statistics.element_counts))
+    return torch.as_tensor(statistics.element_counts > 0)
+
+
+def make_plans(
+    n: int,
+    statistics,
+    spacegroups: Sequence[int] | None,
+    formula_counts: dict[str, int] | None,
+    seed: int,
+) -> list[plan.CrystalPlan]:
+    rng = np.random.default_rng(seed)
+    if formula_counts is not None:
+        return plan.plan_formula(n, statistics, formula_counts, spacegroups, rng)
+    return plan.plan_free(n, statistics, spacegroups, rng)
+
+
+def sample(
+    n: int,
+    checkpoint: str | Path | None = None,
+    spacegroups: int | str | Iterable[int] | None = None,
+    top_k_spacegroups: int | None = None,
+    elements: str | Iterable[str] | None = None,
+    formula: str | None = None,
+    steps: int | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+    precision: str = "32",
+) -> list[SampledCrystal]:
+    """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
+
+    spacegroups / top_k_spacegroups restrict the space groups (drawn in proportion to the
+    training distribution restricted to them, uniformly among groups the model never saw);
+    elements restricts the element chains to a set; formula fixes the composition exactly
+    through Wyckoff templates (elements and site symmetry clamped during denoising).
+    steps defaults to the checkpoint's `sampling_steps` (else all trained steps); precision
+    "bf16" runs the network under bfloat16 autocast (faster on CPU, opt-in).
+    """
+    n = positive_int("n", n)
+    batch_size = positive_int("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: {seed!r} must be a non-negative integer")
+    groups = conditions.parse_spacegroups(spacegroups)
+    symbols = conditions.parse_elements(elements)
+    counts = conditions.parse_formula(formula) if formula is not None else None
+    if groups is not None and top_k_spacegroups is not None:
+        raise InputError("spacegroups and top_k_spacegroups: give one, not both")
+    if counts is not None and symbols is not None:
+        raise InputError("elements and formula: give one, not both")
+
+    loop.with_precision(torch.nn.Identity(), precision)  # validate before loading
+    loaded = load_model(checkpoint)
+    model = loop.with_precision(loaded.model, precision)
+    statistics = loaded.statistics
+    if top_k_spacegroups is not None:
+        groups = conditions.top_k_spacegroups(
+            statistics.spacegroup_distribution(), top_k_spacegroups
+        )
+    element_allowed = allowed_elements(statistics, symbols, counts)
+    schedule = loop.timestep_pairs(loaded.diffusion.num_steps, default_steps(loaded, steps))
+    plans = make_plans(n, statistics, groups, counts, int(seed))
+
+    generator = torch.Generator().manual_seed(int(seed))
+    crystals: list[SampledCrystal] = []
+    bar = tqdm(total=n * len(schedule), disable=not progress, desc="sampling", unit="crystal-step")
+    with bar:
+        for start in range(0, n, batch_size):
+            batch_plans = plans[start : start + batch_size]
+            units, fixed = loop.denoise_batch(
+                model,
+                loaded.diffusion,
+                batch_plans,
+                schedule,
+                generator,
+                element_allowed=element_allowed,
+                on_step=functools.partial(bar.update, len(batch_plans)),
+            )
+            run_info = {"requested_spacegroups": list(groups or []), "steps": len(schedule)}
+            crystals.extend(unfold(units, fixed, [dict(run_info) for _ in batch_plans]))
+    return crystals
+
+
+def sample_to_dir(
+    out_dir: str | Path,
+    n: int,
+    checkpoint: str | Path | None = None,
+    spacegroups: int | str | Iterable[int] | None = None,
+    top_k_spacegroups: int | None = None,
+    elements: str | Iterable[str] | None = None,
+    formula: str | None = None,
+    steps: int | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+    formats: str | Sequence[str] = ("cif",),
+    overwrite: bool = False,
+    precision: str = "32",
+) -> dict:
+    """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
+    summary.json); returns the summary. Nothing is left behind on error."""
+    out = writers.check_out_dir(out_dir, overwrite)
+    chosen_formats = writers.parse_formats(formats)
+    started = time.perf_counter()
+    crystals = sample(
+        n,
+        checkpoint=checkpoint,
+        spacegroups=spacegroups,
+        top_k_spacegroups=top_k_spacegroups,
+        elements=elements,
+        formula=formula,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        precision=precision,
+    )
+    sampled_seconds = time.perf_counter() - started
+    with writers.staged_dir(out) as folder:
+        writers.write_samples(folder, crystals, chosen_formats)
+        summary = run_summary(crystals, sampled_seconds, time.perf_counter() - started)
+        summary["conditions"] = {
+            "spacegroups": list(conditions.parse_spacegroups(spacegroups) or []),
+            "top_k_spacegroups": top_k_spacegroups,
+            "elements": list(conditions.parse_elements(elements) or []),
+            "formula": formula,
+            "steps": crystals[0].metadata.get("steps") if crystals else steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "precision": precision,
+            "checkpoint": str(checkpoint) if checkpoint is not None else "default",
+        }
+        summary["out_dir"] = str(out)
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if progress:
+        print(
+            f"sampled {summary['n']} crystals in {summary['seconds']:.1f} s "
+            f"({summary['crystals_per_second']:.2f} crystals/s) -> {out}"
+        )
+    return summary
+
+
+def run_summary(crystals: Sequence[SampledCrystal], sample_seconds: float, seconds: float) -> dict:
+    """Counts and timings of a run."""
+    n = len(crystals)
+    return {
+        "n": n,
+        "seconds": round(seconds, 3),
+        "sampling_seconds": round(sample_seconds, 3),
+        "crystals_per_second": round(n / seconds, 4) if seconds > 0 else None,
+        "collapsed": sum(bool(c.metadata.get("collapsed")) for c in crystals),
+        "spacegroups": len({c.metadata["spacegroup"] for c in crystals}),
+    }

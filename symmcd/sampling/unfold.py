@@ -1,0 +1,233 @@
+"""From sampled asymmetric units to full-cell pymatgen Structures, vectorised over a batch.
+
+Each node's sampled site symmetry is projected onto the nearest site symmetry that exists in its
+space group, its coordinates onto the nearest point of that Wyckoff position
+(``symmcd.symmetry.wyckoff.project``); the orbits are then replicated exactly
+(``wyckoff.replicate``) and the lattice is built from k with the group's fixed entries.
+
+Orbits that the projection puts on top of each other are not repaired: the crystal is kept and
+its metadata says ``collapsed: true`` with the shortest interatomic distance, so that callers and
+evaluations can see (and count) them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Element, Lattice, Structure
+
+from symmcd.sampling.writers import Orbit, SampledCrystal
+from symmcd.symmetry import tables, wyckoff
+from symmcd.symmetry.lattice import apply_k_constraints_batch, k_to_lattices
+
+COLLAPSE_DISTANCE = 0.5  # Angstrom; closer atoms mean two orbits collapsed onto each other
+ELEMENT_SYMBOLS = tuple(Element.from_Z(z).symbol for z in range(1, 101))
+
+
+@dataclass
+class AsymmetricUnits:
+    """A batch of sampled asymmetric units as numpy arrays (nodes of crystal b contiguous)."""
+
+    spacegroup: np.ndarray  # (B,) int, 1..230
+    num_nodes: np.ndarray  # (B,) int
+    k: np.ndarray  # (B, 6) float
+    atom_types: np.ndarray  # (N,) int, Z - 1
+    site_symmetry: np.ndarray  # (N, 15) classes or (N, 15, 13) probabilities
+    frac_coords: np.ndarray  # (N, 3) float
+
+    @property
+    def node_batch(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.num_nodes)), self.num_nodes)
+
+
+def unfold(
+    units: AsymmetricUnits,
+    fixed_wyckoff: np.ndarray | None = None,
+    extra_metadata: list[dict] | None = None,
+) -> list[SampledCrystal]:
+    """Project and replicate a batch of asymmetric units into full-cell crystals.
+
+    `fixed_wyckoff` (N,) global Wyckoff indices (-1 = free) pins nodes of a template to their
+    position: only their coordinates are projected (ties between positions with the same site
+    symmetry, such as 4a and 4b, must not move an orbit onto another one).
+    """
+    node_batch = units.node_batch
+    node_groups = np.asarray(units.spacegroup)[node_batch]
+    projection = wyckoff.project(node_groups, units.site_symmetry, units.frac_coords)
+    if fixed_wyckoff is not None:
+        projection = pin_positions(projection, np.asarray(fixed_wyckoff), units.frac_coords)
+    projection, moved = separate_fixed_points(
+        projection, node_batch, node_groups, units.site_symmetry, units.frac_coords
+    )
+    frac_coords, owner = wyckoff.replicate(projection.global_wp_index, projection.coords)
+    k = apply_k_constraints_batch(np.asarray(units.k, dtype=float), units.spacegroup)
+    lattices = k_to_lattices(k)
+
+    atom_crystal = node_batch[owner]
+    atom_order = np.argsort(atom_crystal, kind="stable")
+    atom_bounds = np.searchsorted(atom_crystal[atom_order], np.arange(len(units.num_nodes) + 1))
+    node_bounds = np.concatenate([[0], np.cumsum(units.num_nodes)])
+
+    crystals = []
+    for b in range(len(units.num_nodes)):
+        atoms = atom_order[atom_bounds[b] : atom_bounds[b + 1]]
+        nodes = slice(node_bounds[b], node_bounds[b + 1])
+        species = [ELEMENT_SYMBOLS[t] for t in units.atom_types[owner[atoms]]]
+        structure = Structure(Lattice(lattices[b]), species, frac_coords[atoms])
+        metadata = crystal_metadata(
+            int(units.spacegroup[b]),
+            structure,
+            units.atom_types[nodes],
+            projection.global_wp_index[nodes],
+            projection.symmetry_distance[nodes],
+            projection.coord_distance[nodes],
+        )
+        metadata["reassigned_orbits"] = int(moved[nodes].sum())
+        if extra_metadata is not None:
+            metadata.update(extra_metadata[b])
+        orbits = crystal_orbits(
+            units.atom_types[nodes], projection.global_wp_index[nodes], projection.coords[nodes]
+        )
+        crystals.append(SampledCrystal(structure, metadata, orbits))
+    return crystals
+
+
+def separate_fixed_points(
+    projection: wyckoff.Projection,
+    node_batch: np.ndarray,
+    node_groups: np.ndarray,
+    site_symmetry: np.ndarray,
+    coords: np.ndarray,
+) -> tuple[wyckoff.Projection, np.ndarray]:
+    """Give every fixed point (dof 0) of a crystal to at most one orbit.
+
+    Two orbits on one fixed point are not a valid asymmetric unit. Of the orbits projected onto
+    the same fixed point, the one that moved least keeps it; each other one goes to the next
+    best position of its group (smallest site-symmetry distance, then coordinate distance) that
+    is not an occupied fixed point. Returns the new projection and the (N,) mask of moved nodes.
+    """
+    index = projection.global_wp_index
+    fixed = tables.WP_DOF[index] == 0
+    order = np.lexsort((projection.coord_distance, index, node_batch))
+    same_as_previous = np.zeros(len(index), dtype=bool)
+    same_as_previous[order[1:]] = (node_batch[order[1:]] == node_batch[order[:-1]]) & (
+        index[order[1:]] == index[order[:-1]]
+    )
+    moved = same_as_previous & fixed
+    if not moved.any():
+        return projection, moved
+    index, new_coords = index.copy(), projection.coords.copy()
+    symmetry_distance = projection.symmetry_distance.copy()
+    coord_distance = projection.coord_distance.copy()
+    probabilities = site_probabilities(site_symmetry)
+    for node in np.flatnonzero(moved):
+        crystal = node_batch == node_batch[node]
+        occupied = set(index[crystal & (tables.WP_DOF[index] == 0) & ~moved].tolist())
+        group = int(node_groups[node])
+        candidates = np.array(
+            [
+                g
+                for g in range(tables.SG_FIRST_WYCKOFF[group - 1], tables.SG_FIRST_WYCKOFF[group])
+                if g not in occupied
+            ]
+        )
+        one_hot = np.eye(13)[tables.WP_SITE_SYMMETRY[candidates]]
+        symmetry = np.linalg.norm((one_hot - probabilities[node]).reshape(len(candidates), -1), axis=1)
+        points, distances = wyckoff.nearest_point_on_position(
+            candidates, np.repeat(coords[node][None], len(candidates), axis=0)
+        )
+        best = np.lexsort((distances, np.round(symmetry, 9)))[0]
+        index[node], new_coords[node] = candidates[best], points[best]
+        symmetry_distance[node], coord_distance[node] = symmetry[best], distances[best]
+        moved[node] = False  # now placed: later conflicts see its position as occupied
+        moved_back = moved.copy()
+        moved_back[node] = True
+    moved = same_as_previous & fixed
+    result = wyckoff.Projection(index, new_coords, symmetry_distance, coord_distance)
+    return result, moved
+
+
+def site_probabilities(site_symmetry: np.ndarray) -> np.ndarray:
+    """(N, 15, 13) distributions from classes (N, 15) or probabilities (N, 15, 13)."""
+    site = np.asarray(site_symmetry)
+    return np.eye(13)[site.astype(np.int64)] if site.ndim == 2 else site.astype(float)
+
+
+def crystal_orbits(
+    atom_types: np.ndarray, global_wp_index: np.ndarray, coords: np.ndarray
+) -> tuple[Orbit, ...]:
+    """The orbits of one crystal (element, Wyckoff letter, multiplicity, representative)."""
+    return tuple(
+        Orbit(
+            ELEMENT_SYMBOLS[int(t)],
+            str(tables.WP_LETTER[g]),
+            int(tables.WP_MULTIPLICITY[g]),
+            tuple(float(x) for x in xyz),
+        )
+        for t, g, xyz in zip(atom_types, global_wp_index, coords, strict=True)
+    )
+
+
+def pin_positions(
+    projection: wyckoff.Projection, fixed_wyckoff: np.ndarray, coords: np.ndarray
+) -> wyckoff.Projection:
+    """The projection with pinned nodes (index >= 0) moved onto their given position."""
+    pinned = np.flatnonzero(fixed_wyckoff >= 0)
+    if pinned.size == 0:
+        return projection
+    index = projection.global_wp_index.copy()
+    projected = projection.coords.copy()
+    symmetry_distance = projection.symmetry_distance.copy()
+    coord_distance = projection.coord_distance.copy()
+    index[pinned] = fixed_wyckoff[pinned]
+    projected[pinned], coord_distance[pinned] = wyckoff.nearest_point_on_position(
+        index[pinned], np.asarray(coords, dtype=float)[pinned]
+    )
+    symmetry_distance[pinned] = 0.0
+    return wyckoff.Projection(index, projected, symmetry_distance, coord_distance)
+
+
+def crystal_metadata(
+    spacegroup: int,
+    structure: Structure,
+    atom_types: np.ndarray,
+    global_wp_index: np.ndarray,
+    symmetry_distance: np.ndarray,
+    coord_distance: np.ndarray,
+) -> dict:
+    """The per-crystal record of samples.jsonl (without the file name)."""
+    shortest = shortest_distance(structure)
+    return {
+        "spacegroup": spacegroup,
+        "formula": structure.composition.reduced_formula,
+        "wyckoff": wyckoff_label(spacegroup, atom_types, global_wp_index),
+        "num_sites": len(structure),
+        "num_orbits": len(atom_types),
+        "symmetry_distance_mean": float(np.mean(symmetry_distance)),
+        "symmetry_distance_max": float(np.max(symmetry_distance)),
+        "coord_distance_mean": float(np.mean(coord_distance)),
+        "coord_distance_max": float(np.max(coord_distance)),
+        "min_distance": round(shortest, 4),
+        "collapsed": bool(shortest < COLLAPSE_DISTANCE),
+    }
+
+
+def wyckoff_label(spacegroup: int, atom_types: np.ndarray, global_wp_index: np.ndarray) -> str:
+    """A readable template, e.g. 'Fm-3m: Na 4a, Cl 4b' (orbits sorted by Z, then letter)."""
+    orbits = sorted(
+        (int(t), int(tables.WP_MULTIPLICITY[g]), str(tables.WP_LETTER[g]))
+        for t, g in zip(atom_types, global_wp_index, strict=True)
+    )
+    sites = ", ".join(f"{ELEMENT_SYMBOLS[t]} {m}{letter}" for t, m, letter in orbits)
+    return f"{tables.SG_SYMBOL[spacegroup - 1]}: {sites}"
+
+
+def shortest_distance(structure: Structure) -> float:
+    """Shortest interatomic distance under periodic boundaries (inf for a single atom whose
+    periodic images are further than the cell's shortest lattice vector)."""
+    if len(structure) < 2:
+        return float(min(structure.lattice.abc))
+    distances = structure.lattice.get_all_distances(structure.frac_coords, structure.frac_coords)
+    np.fill_diagonal(distances, np.inf)
+    return float(min(distances.min(), min(structure.lattice.abc)))

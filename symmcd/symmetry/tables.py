@@ -1,0 +1,163 @@
+"""Space groups and Wyckoff positions, loaded from the shipped ``data/tables.npz``.
+
+Per group: ``space_group(n)``. For batched code, flat arrays over all 1,731 Wyckoff positions
+(the *global* Wyckoff index) are module-level constants: ``WP_SPACEGROUP``, ``WP_LETTER``,
+``WP_MULTIPLICITY``, ``WP_SITE_SYMMETRY`` (1731, 15), ``WP_REPRESENTATIVE`` (1731, 3, 4),
+``WP_ORBIT_OP`` (1731, 192) indices into ``GENERAL_OPS`` padded with -1, ``SG_FIRST_WYCKOFF``
+(231,) and, per orbit point, ``ORBIT_OPS`` / ``ORBIT_OFFSET`` (all orbit operations of all
+positions concatenated, position g owning rows ORBIT_OFFSET[g]:ORBIT_OFFSET[g + 1]).
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from symmcd.errors import InputError
+from symmcd.symmetry.encoding import site_symmetry_onehot
+from symmcd.symmetry.lattice import crystal_system
+
+TABLES_PATH = Path(__file__).parent / "data" / "tables.npz"
+NUM_SPACE_GROUPS = 230
+NUM_WYCKOFF_POSITIONS = 1731
+MAX_MULTIPLICITY = 192
+
+with np.load(TABLES_PATH) as _npz:
+    _T = {key: _npz[key] for key in _npz.files}
+
+SG_SYMBOL: np.ndarray = _T["sg_symbol"]
+SG_HALL_NUMBER: np.ndarray = _T["sg_hall_number"].astype(np.int64)
+SG_ENCODING: np.ndarray = _T["sg_encoding"].astype(np.float32)
+SG_FIRST_WYCKOFF: np.ndarray = _T["sg_first_wyckoff"].astype(np.int64)
+SG_OP_OFFSET: np.ndarray = _T["sg_op_offset"].astype(np.int64)
+GENERAL_OPS: np.ndarray = _T["general_ops"]
+
+WP_SPACEGROUP: np.ndarray = _T["wp_spacegroup"].astype(np.int64)
+WP_INDEX: np.ndarray = _T["wp_index"].astype(np.int64)
+WP_LETTER: np.ndarray = _T["wp_letter"]
+WP_MULTIPLICITY: np.ndarray = _T["wp_multiplicity"].astype(np.int64)
+WP_SITE_SYMMETRY: np.ndarray = _T["wp_site_symmetry"].astype(np.int64)
+WP_REPRESENTATIVE: np.ndarray = _T["wp_representative"]
+WP_DOF: np.ndarray = np.linalg.matrix_rank(WP_REPRESENTATIVE[:, :, :3])
+
+_local_orbit_op = _T["wp_orbit_op"].astype(np.int64)
+WP_ORBIT_OP: np.ndarray = np.where(
+    _local_orbit_op >= 0, _local_orbit_op + SG_OP_OFFSET[WP_SPACEGROUP - 1][:, None], -1
+)
+ORBIT_OFFSET: np.ndarray = np.concatenate([[0], np.cumsum(WP_MULTIPLICITY)])
+ORBIT_OPS: np.ndarray = GENERAL_OPS[WP_ORBIT_OP[WP_ORBIT_OP >= 0]]
+
+
+@dataclass(frozen=True)
+class WyckoffPosition:
+    """One Wyckoff position; ``representative`` (A|b) maps free parameters onto its first
+    component, ``orbit_ops`` (m, 3, 4) map that component onto all m orbit points."""
+
+    spacegroup: int
+    index: int
+    letter: str
+    multiplicity: int
+    site_symmetry: np.ndarray
+    representative: np.ndarray
+    dof: int
+    orbit_ops: np.ndarray
+    global_index: int
+
+    @property
+    def label(self) -> str:
+        """Multiplicity and letter, e.g. ``4a``."""
+        return f"{self.multiplicity}{self.letter}"
+
+    @property
+    def site_symmetry_onehot(self) -> np.ndarray:
+        """(15, 13) one-hot matrix of the site-symmetry classes."""
+        return site_symmetry_onehot(self.site_symmetry)
+
+    def __repr__(self) -> str:
+        return f"WyckoffPosition({self.spacegroup}, {self.label}, dof={self.dof})"
+
+
+@dataclass(frozen=True)
+class SpaceGroup:
+    """A space group in the ITA standard setting pyxtal uses (see DESIGN.md)."""
+
+    number: int
+    symbol: str
+    crystal_system: str
+    centring: str
+    general_ops: np.ndarray
+    wyckoff_positions: tuple[WyckoffPosition, ...]
+    encoding: np.ndarray
+    hall_number: int
+
+    @property
+    def first_global_index(self) -> int:
+        """Global index of this group's general position."""
+        return int(SG_FIRST_WYCKOFF[self.number - 1])
+
+    def wyckoff(self, letter: str) -> WyckoffPosition:
+        """The Wyckoff position with this letter (raises ``InputError`` if there is none)."""
+        for wp in self.wyckoff_positions:
+            if wp.letter == letter:
+                return wp
+        raise InputError(f"space group {self.number} has no Wyckoff position {letter!r}")
+
+    def __repr__(self) -> str:
+        return f"SpaceGroup({self.number}, {self.symbol!r}, {len(self.wyckoff_positions)} WPs)"
+
+
+def check_spacegroup(number) -> int:
+    """``number`` as an int in 1..230, or ``InputError`` naming the value."""
+    try:
+        as_int = int(number)
+    except (TypeError, ValueError):
+        raise InputError(f"space group must be an integer in 1..230, got {number!r}") from None
+    if as_int != number or not 1 <= as_int <= NUM_SPACE_GROUPS:
+        raise InputError(f"space group must be an integer in 1..230, got {number!r}")
+    return as_int
+
+
+def wyckoff_position(global_index: int) -> WyckoffPosition:
+    """The Wyckoff position with this global index (0..1730)."""
+    g = int(global_index)
+    if not 0 <= g < NUM_WYCKOFF_POSITIONS:
+        raise InputError(f"global Wyckoff index must be in 0..1730, got {global_index!r}")
+    orbit = GENERAL_OPS[WP_ORBIT_OP[g, : WP_MULTIPLICITY[g]]]
+    return WyckoffPosition(
+        spacegroup=int(WP_SPACEGROUP[g]),
+        index=int(WP_INDEX[g]),
+        letter=str(WP_LETTER[g]),
+        multiplicity=int(WP_MULTIPLICITY[g]),
+        site_symmetry=WP_SITE_SYMMETRY[g],
+        representative=WP_REPRESENTATIVE[g],
+        dof=int(WP_DOF[g]),
+        orbit_ops=orbit,
+        global_index=g,
+    )
+
+
+@cache
+def _space_group(number: int) -> SpaceGroup:
+    first, last = SG_FIRST_WYCKOFF[number - 1], SG_FIRST_WYCKOFF[number]
+    symbol = str(SG_SYMBOL[number - 1])
+    return SpaceGroup(
+        number=number,
+        symbol=symbol,
+        crystal_system=crystal_system(number),
+        centring=symbol[0],
+        general_ops=GENERAL_OPS[SG_OP_OFFSET[number - 1] : SG_OP_OFFSET[number]],
+        wyckoff_positions=tuple(wyckoff_position(g) for g in range(first, last)),
+        encoding=SG_ENCODING[number - 1],
+        hall_number=int(SG_HALL_NUMBER[number - 1]),
+    )
+
+
+def space_group(number: int) -> SpaceGroup:
+    """The space group with this ITA number (cached); ``InputError`` outside 1..230."""
+    return _space_group(check_spacegroup(number))
+
+
+def global_wyckoff_index(spacegroup: int, letter: str) -> int:
+    """Global index of Wyckoff position ``letter`` of ``spacegroup``."""
+    return space_group(spacegroup).wyckoff(letter).global_index

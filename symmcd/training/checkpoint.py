@@ -1,0 +1,156 @@
+"""Self-contained sampling checkpoints (``model.pt``).
+
+A Lightning training checkpoint holds optimiser state, loop counters and both the raw and the
+EMA weights. :func:`export_checkpoint` distils it into what sampling needs: the EMA weights of
+the denoiser, the config, the dataset statistics, a format version and training metadata. The
+file holds plain dicts, lists, numbers, strings and tensors only, so it loads with
+``torch.load(..., weights_only=True)`` and never runs pickled code.
+"""
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from symmcd.data.statistics import DatasetStatistics
+from symmcd.diffusion.joint import JointDiffusion
+from symmcd.errors import CheckpointError, SymmcdError
+from symmcd.model.denoiser import Denoiser
+from symmcd.training.config import TrainConfig
+
+CHECKPOINT_FORMAT = "symmcd-model"
+FORMAT_VERSION = 1
+EMA_PREFIX = "ema.shadow."
+RAW_PREFIX = "model."
+
+
+@dataclass
+class LoadedModel:
+    """Everything sampling needs, restored from ``model.pt``."""
+
+    model: Denoiser
+    diffusion: JointDiffusion
+    statistics: DatasetStatistics
+    config: TrainConfig
+    metadata: dict[str, Any]
+
+
+def export_checkpoint(ckpt_path: Path, out_path: Path, half: bool = False) -> Path:
+    """Write ``model.pt`` from a Lightning checkpoint of :class:`SymmCDModule`.
+
+    Uses the EMA weights when present (raw weights otherwise). ``half=True`` stores floating
+    tensors as float16 to halve the file; :func:`load_checkpoint` casts them back to float32.
+    """
+    ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    lightning_ckpt = _read(ckpt_path)
+    try:
+        hparams = lightning_ckpt["hyper_parameters"]
+        state_dict = lightning_ckpt["state_dict"]
+        config, statistics = dict(hparams["config"]), dict(hparams["statistics"])
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{ckpt_path} is not a symmcd training checkpoint") from None
+    weights = _denoiser_weights(state_dict, ckpt_path)
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": weights,
+        "config": _plain(config),
+        "statistics": _plain(statistics),
+        "metadata": _plain(_training_metadata(lightning_ckpt, ckpt_path, half)),
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = out_path.with_name(out_path.name + ".tmp")
+    torch.save(payload, tmp_path)
+    tmp_path.replace(out_path)
+    return out_path
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load ``model.pt`` into an eval-mode denoiser and its diffusion (raises CheckpointError)."""
+    path = Path(path)
+    payload = _read(path)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a symmcd model checkpoint (missing format tag)")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this symmcd reads {FORMAT_VERSION}"
+        )
+    try:
+        config = TrainConfig.from_dict(payload["config"], source=str(path))
+        statistics = DatasetStatistics.from_dict(payload["statistics"])
+        model = Denoiser(config.model)
+        model.load_state_dict(_as_float32(payload["state_dict"]))
+        diffusion = JointDiffusion.from_statistics(config.diffusion, statistics)
+    except (KeyError, TypeError, ValueError, RuntimeError, SymmcdError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} does not match this symmcd version: {reason}") from None
+    model.eval().to(device)
+    diffusion.to(device)
+    return LoadedModel(model, diffusion, statistics, config, dict(payload.get("metadata", {})))
+
+
+def _as_float32(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def _read(path: Path) -> Any:
+    """``torch.load`` with safe unpickling; every failure becomes a CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+
+
+def _denoiser_weights(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The EMA denoiser weights (or the raw ones) with their module prefix stripped."""
+    for prefix in (EMA_PREFIX, RAW_PREFIX):
+        weights = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    raise CheckpointError(f"{path} holds no denoiser weights")
+
+
+def _training_metadata(lightning_ckpt: dict[str, Any], path: Path, half: bool) -> dict[str, Any]:
+    run = dict(lightning_ckpt.get("symmcd", {}))
+    return {
+        "source_checkpoint": path.name,
+        "epochs": float(run.get("epochs", lightning_ckpt.get("epoch", 0))),
+        "global_step": int(lightning_ckpt.get("global_step", 0)),
+        "wall_seconds": float(run.get("wall_seconds", math.nan)),
+        "val_loss": run.get("val_loss"),
+        "hardware": run.get("hardware", {}),
+        "torch_version": torch.__version__,
+        "half": half,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Nested dicts/lists of Python scalars, strings and tensors (safe for weights_only)."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):  # also str subclasses such as torch.__version__
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, nn.Module):
+        raise TypeError("a module cannot be stored in a checkpoint payload")
+    return value

@@ -1,0 +1,240 @@
+"""``train()``: one function from a config and a prepared data folder to ``model.pt``.
+
+A run folder holds ``config.yaml``, ``last.ckpt`` (every epoch, and every
+``checkpoint_every_minutes`` within long epochs), ``best.ckpt`` (lowest EMA validation loss),
+CSV logs (TensorBoard too when installed) and the exported sampling checkpoint ``model.pt``.
+``resume=True`` continues from ``last.ckpt``, so a killed run loses at most one epoch.
+
+Multi-process training (``devices=2, strategy="ddp"``) works on CPU (gloo) and GPU (nccl).
+Lightning starts the extra processes by re-running the command line, so ``train()`` must be
+reached from a script or ``python -m symmcd.training.train``; the re-run processes skip the
+folder checks and writes that rank 0 already did.
+"""
+
+import argparse
+import os
+import sys
+import warnings
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from symmcd.errors import InputError, SymmcdError
+from symmcd.training.checkpoint import export_checkpoint
+from symmcd.training.config import (
+    TrainConfig,
+    flatten_keys,
+    load_config,
+    save_config,
+    set_dotted,
+)
+from symmcd.training.module import CrystalDataModule, SymmCDModule
+
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "symmcd" / "mp20"
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+CONFIG_FILE = "config.yaml"
+EXPORTED_MODEL = "model.pt"
+
+
+def train(
+    config: str | Path | TrainConfig,
+    out_dir: Path,
+    data_dir: Path | None = None,
+    max_epochs: int | None = None,
+    devices: int = 1,
+    strategy: str = "auto",
+    accelerator: str = "auto",
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
+    """Train a model and return the path of the exported best checkpoint (``out_dir/model.pt``)."""
+    out_dir = Path(out_dir)
+    is_launched_copy = int(os.environ.get("LOCAL_RANK", "0")) > 0
+    cfg = _resolve_config(config, out_dir, resume, overrides)
+    if max_epochs is not None:
+        cfg.max_epochs = max_epochs
+    if not is_launched_copy:
+        _check_run_folder(out_dir, resume)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / CONFIG_FILE)
+    data_dir = _resolve_data_dir(data_dir, is_launched_copy)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    _silence_expected_warnings()
+
+    data = CrystalDataModule(data_dir, cfg.representation, cfg.batch_size, cfg.num_workers)
+    module = SymmCDModule.from_config(cfg, data.statistics())
+    best_callback = ModelCheckpoint(
+        dirpath=out_dir,
+        filename=Path(BEST_CHECKPOINT).stem,
+        monitor="val/loss",
+        mode="min",
+        save_top_k=1,
+        save_on_train_epoch_end=False,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    trainer = L.Trainer(
+        default_root_dir=out_dir,
+        max_epochs=cfg.max_epochs,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        precision=cfg.precision,
+        gradient_clip_val=cfg.grad_clip,
+        check_val_every_n_epoch=cfg.check_val_every_n_epoch,
+        limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches,
+        callbacks=[*_last_checkpoint_callbacks(out_dir, cfg), best_callback, TQDMProgressBar()],
+        logger=_loggers(out_dir),
+        log_every_n_steps=10,
+        enable_model_summary=not is_launched_copy,
+    )
+    ckpt_path = out_dir / LAST_CHECKPOINT if resume else None
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+
+    exported = out_dir / EXPORTED_MODEL
+    if trainer.is_global_zero:
+        source = Path(best_callback.best_model_path or out_dir / LAST_CHECKPOINT)
+        export_checkpoint(source, exported)
+    trainer.strategy.barrier("symmcd-export")
+    return exported
+
+
+def _resolve_config(
+    config: str | Path | TrainConfig,
+    out_dir: Path,
+    resume: bool,
+    overrides: dict[str, Any] | None,
+) -> TrainConfig:
+    """On resume the run's own ``config.yaml`` wins, so the continued run is the same run."""
+    if resume and (out_dir / CONFIG_FILE).is_file():
+        return load_config(out_dir / CONFIG_FILE, overrides)
+    if isinstance(config, TrainConfig):
+        if overrides:
+            return TrainConfig.from_dict(_merged(config.to_dict(), overrides), source="overrides")
+        return TrainConfig.from_dict(config.to_dict(), source="config")
+    return load_config(config, overrides)
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for key, value in flatten_keys(overrides).items():
+        set_dotted(base, key, value)
+    return base
+
+
+def _silence_expected_warnings() -> None:
+    """Lightning warnings about states that are deliberate here."""
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # EMA copy
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+
+
+def _check_run_folder(out_dir: Path, resume: bool) -> None:
+    if resume:
+        if not (out_dir / LAST_CHECKPOINT).is_file():
+            raise InputError(f"cannot resume: no {LAST_CHECKPOINT} in {out_dir}")
+    elif out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(
+            f"run folder {out_dir} is not empty: pass --resume to continue it, or use a new folder"
+        )
+
+
+def _resolve_data_dir(data_dir: Path | None, is_launched_copy: bool) -> Path:
+    if data_dir is not None:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise InputError(f"data folder not found: {data_dir}")
+        return data_dir
+    if not (DEFAULT_DATA_DIR / "statistics.json").is_file() and not is_launched_copy:
+        from symmcd.data.prepare import prepare_mp20
+
+        prepare_mp20(DEFAULT_DATA_DIR)
+    return DEFAULT_DATA_DIR
+
+
+def _last_checkpoint_callbacks(out_dir: Path, cfg: TrainConfig) -> list[ModelCheckpoint]:
+    """``last.ckpt`` after every training epoch, and every N minutes within an epoch."""
+    every_epoch = ModelCheckpoint(
+        dirpath=out_dir,
+        save_top_k=0,
+        save_last=True,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    every_minutes = ModelCheckpoint(
+        dirpath=out_dir,
+        save_top_k=0,
+        save_last=True,
+        train_time_interval=timedelta(minutes=cfg.checkpoint_every_minutes),
+        enable_version_counter=False,
+    )
+    return [every_epoch, every_minutes]
+
+
+def _loggers(out_dir: Path) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(out_dir, name="logs")]  # logs/version_N per start
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return loggers
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    loggers.append(TensorBoardLogger(out_dir, name="tensorboard"))
+    return loggers
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"override {pair!r} must look like key=value")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m symmcd.training.train CONFIG --out RUN [...]`` (also used for DDP runs)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="shipped config name or YAML path")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--max-epochs", type=int)
+    parser.add_argument("--devices", type=int, default=1)
+    parser.add_argument("--strategy", default="auto")
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        best = train(
+            args.config,
+            args.out,
+            data_dir=args.data,
+            max_epochs=args.max_epochs,
+            devices=args.devices,
+            strategy=args.strategy,
+            accelerator=args.accelerator,
+            resume=args.resume,
+            overrides=_parse_overrides(args.set),
+        )
+    except SymmcdError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        print(f"best model: {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

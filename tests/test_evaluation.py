@@ -1,0 +1,178 @@
+"""Tests of symmcd.evaluation on a handful of hand-made crystals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+
+from symmcd.errors import InputError
+from symmcd.evaluation import evaluate
+from symmcd.evaluation.coverage import (
+    composition_fingerprint,
+    coverage,
+    scale_composition_fingerprints,
+    structure_fingerprint,
+)
+from symmcd.evaluation.distributions import spacegroup_jsd, wasserstein
+from symmcd.evaluation.io import load_samples
+from symmcd.evaluation.novelty import novel_mask, unique_mask
+from symmcd.evaluation.templates import spacegroup_and_template, template_statistics
+from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
+
+
+def rock_salt(a: float = 5.64) -> Structure:
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3]
+    )
+
+
+def cesium_chloride() -> Structure:
+    return Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5] * 3])
+
+
+def silicon() -> Structure:
+    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])
+
+
+def magnesium_oxide() -> Structure:
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3]
+    )
+
+
+def test_two_atoms_closer_than_half_angstrom_are_invalid():
+    close = Structure(Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.06, 0, 0]])  # 0.3 A
+    assert not structure_is_valid(close)
+    assert structure_is_valid(rock_salt())
+
+
+def test_atom_too_close_to_its_own_periodic_image_is_invalid():
+    thin = Structure(Lattice.orthorhombic(0.4, 5.0, 5.0), ["Fe"], [[0, 0, 0]])
+    assert not structure_is_valid(thin)
+
+
+def test_smact_composition_validity():
+    assert composition_is_valid(Composition("NaCl"))
+    assert not composition_is_valid(Composition("NaCl2"))
+    assert composition_is_valid(Composition("Fe3Ni"))  # all metals: alloy
+    assert composition_is_valid(Composition("Si8"))  # single element
+
+
+def test_templates_of_rock_salt_and_diamond():
+    assert spacegroup_and_template(rock_salt()) == (225, (225, ("a", "b")))
+    assert spacegroup_and_template(silicon()) == (227, (227, ("a",)))
+
+
+def test_template_statistics_counts_and_share():
+    samples = [(225, ("a", "b")), (225, ("a", "b")), (227, ("a",)), None]
+    stats = template_statistics(samples, {(225, ("a", "b"))})
+    assert stats == {"unique_templates": 2, "templates_in_train": 0.5, "new_templates": 1}
+
+
+def test_sg_jsd_is_zero_for_identical_histograms_and_one_for_disjoint():
+    assert spacegroup_jsd([225, 225, 1], [1, 225, 225]) == pytest.approx(0.0, abs=1e-12)
+    assert spacegroup_jsd([225], [1]) == pytest.approx(1.0)
+    assert wasserstein(np.array([1.0, 2.0]), np.array([2.0, 1.0])) == pytest.approx(0.0)
+
+
+def test_coverage_of_a_set_against_itself_is_one():
+    crystals = [rock_salt(), cesium_chloride(), silicon(), magnesium_oxide()]
+    struct = np.array([structure_fingerprint(s) for s in crystals])
+    comp = scale_composition_fingerprints(
+        np.array([composition_fingerprint(s.composition) for s in crystals])
+    )
+    assert np.isfinite(struct).all()
+    assert coverage(struct, comp, struct, comp, num_samples=4) == (1.0, 1.0)
+    # Precision divides by all samples: two extra (invalid, not fingerprinted) samples halve it.
+    recall, precision = coverage(struct[:2], comp[:2], struct, comp, num_samples=4)
+    assert precision == 0.5 and recall < 1.0
+
+
+def test_unique_and_novel():
+    crystals = [rock_salt(), rock_salt(5.7), silicon(), None]
+    formulas = ["NaCl", "NaCl", "Si", ""]
+    assert unique_mask(crystals, formulas).tolist() == [True, False, True, False]
+    novel = novel_mask(crystals, formulas, [silicon()], ["Si"])
+    assert novel.tolist() == [True, True, False, False]
+
+
+def _write_samples(folder, structures, broken: int = 1) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, structure in enumerate(structures):
+        name = f"s{i}.cif"
+        structure.to(filename=str(folder / name), fmt="cif")
+        number, _ = spacegroup_and_template(structure)
+        records.append({"file": name, "spacegroup": number, "formula": structure.formula})
+    for k in range(broken):
+        name = f"broken{k}.cif"
+        (folder / name).write_text("data_broken\n_cell_length_a nonsense\n")
+        records.append({"file": name, "spacegroup": 225, "formula": "NaCl"})
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _write_csv(path, structures) -> None:
+    pd.DataFrame(
+        {
+            "material_id": [f"x-{i}" for i in range(len(structures))],
+            "formation_energy_per_atom": [-1.0] * len(structures),
+            "cif": [s.to(fmt="cif") for s in structures],
+        }
+    ).to_csv(path, index=False)
+
+
+def test_unreadable_cif_counts_as_invalid_and_is_listed(tmp_path):
+    _write_samples(tmp_path / "samples", [rock_salt()], broken=1)
+    crystals = load_samples(tmp_path / "samples")
+    assert len(crystals) == 2
+    assert crystals.unreadable == ["broken0.cif"]
+
+
+def test_empty_folder_and_missing_reference_raise_input_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no samples"):
+        load_samples(tmp_path / "empty")
+    _write_samples(tmp_path / "samples", [rock_salt()], broken=0)
+    with pytest.raises(InputError, match="reference file not found"):
+        evaluate(tmp_path / "samples", tmp_path / "nope.csv", None, tmp_path / "out")
+
+
+def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    crystals = [rock_salt(), cesium_chloride(), silicon(), magnesium_oxide()]
+    _write_samples(tmp_path / "samples", crystals, broken=1)
+    _write_csv(tmp_path / "ref.csv", crystals)
+    _write_csv(tmp_path / "train.csv", [silicon()])
+    out = tmp_path / "out"
+    metrics = evaluate(
+        tmp_path / "samples",
+        tmp_path / "ref.csv",
+        [tmp_path / "train.csv"],
+        out,
+        workers=1,
+        progress=False,
+    )
+    assert metrics["n"] == 5
+    assert metrics["valid"] == pytest.approx(4 / 5)  # the unreadable CIF stays in the denominator
+    assert metrics["cov_recall"] == 1.0 and metrics["cov_precision"] == pytest.approx(4 / 5)
+    assert metrics["sg_jsd"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["sg_match"] == pytest.approx(4 / 5)
+    assert metrics["new_templates"] == 2 and metrics["unique_templates"] == 3
+    assert metrics["novel"] == pytest.approx(3 / 5)  # silicon is in train
+    assert np.isfinite(metrics["wdist_formation_energy"])
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["valid"] == metrics["valid"]
+    assert (out / "unreadable.txt").read_text().split() == ["broken0.cif"]
+    for name in (
+        "report.html",
+        "spacegroups.png",
+        "distributions.png",
+        "templates.png",
+        "examples.png",
+    ):
+        assert (out / name).stat().st_size > 1000
+    assert "cov_recall" in (out / "report.html").read_text()

@@ -1,0 +1,65 @@
+"""Tests of the reference hull, stability flags and CHGNet relaxation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+
+from symmcd.evaluation import relax_dir
+from symmcd.evaluation.formation_energy import reference_energy_per_atom
+from symmcd.evaluation.hull import energy_above_hull
+from symmcd.evaluation.stability import stability_flags
+
+
+def test_elements_sit_on_the_hull_at_zero():
+    assert energy_above_hull(Composition("Fe"), 0.0) == pytest.approx(0.0, abs=1e-9)
+    assert energy_above_hull(Composition("Fe"), 0.05) == pytest.approx(0.05)
+
+
+def test_mp20_entry_on_hull_and_shifted_above_it():
+    # GaTe (mp-10009) is on the MP hull at -0.5751 eV/atom.
+    assert energy_above_hull(Composition("GaTe"), -0.5751) == pytest.approx(0.0, abs=1e-3)
+    assert energy_above_hull(Composition("Ga2Te2"), -0.5) == pytest.approx(0.0751, abs=1e-3)
+    assert energy_above_hull(Composition("GaTe"), float("nan")) != energy_above_hull(
+        Composition("GaTe"), 0.0
+    )
+
+
+def test_elemental_reference_is_composition_weighted():
+    expected = (
+        reference_energy_per_atom(Composition("Na")) + reference_energy_per_atom(Composition("Cl"))
+    ) / 2
+    assert reference_energy_per_atom(Composition("NaCl")) == pytest.approx(expected)
+    assert np.isnan(reference_energy_per_atom(Composition("Og")))
+
+
+def test_stability_flags_combine_hull_uniqueness_novelty_and_symmetry():
+    e_hull = np.array([-0.01, 0.05, 0.2, np.nan, -0.1])
+    unique = np.array([True, True, True, True, True])
+    novel = np.array([True, True, True, True, False])
+    after = np.array([1, 225, 225, 225, 225])
+    flags = stability_flags(e_hull, unique, novel, after)
+    assert flags["stable"].tolist() == [True, False, False, False, True]
+    assert flags["metastable"].tolist() == [True, True, False, False, True]
+    assert flags["sun"].tolist() == [True, False, False, False, False]
+    assert flags["msun"].tolist() == [True, True, False, False, False]
+    assert flags["ssun"].tolist() == [False, False, False, False, False]  # the stable one is P1
+
+
+@pytest.mark.slow
+def test_relax_dir_relaxes_rock_salt_keeping_symmetry(tmp_path):
+    salt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.9), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    (tmp_path / "in").mkdir()
+    salt.to(filename=str(tmp_path / "in" / "nacl.cif"), fmt="cif")
+    summary = relax_dir(tmp_path / "in", tmp_path / "out", keep_symmetry=True, progress=False)
+    assert summary["relaxed"] == 1 and summary["converged"] == 1
+    record = json.loads((tmp_path / "out" / "relaxed.jsonl").read_text())
+    assert record["spacegroup_before"] == record["spacegroup_after"] == 225
+    assert -2.5 < record["formation_energy_per_atom"] < -1.5  # DFT: about -2.1 eV/atom
+    relaxed = Structure.from_file(tmp_path / "out" / "nacl.cif")
+    assert 5.5 < relaxed.lattice.a < 5.85

@@ -1,0 +1,155 @@
+"""Parsing and validation of sampling conditions, and Wyckoff-template enumeration."""
+
+import numpy as np
+import pytest
+
+from symmcd.errors import InputError, SymmcdError
+from symmcd.sampling.conditions import (
+    PositionSlot,
+    element_allowed_mask,
+    enumerate_templates,
+    formula_templates,
+    no_template_message,
+    parse_elements,
+    parse_formula,
+    parse_spacegroups,
+    spacegroup_weights,
+    template_weights,
+    top_k_spacegroups,
+)
+
+
+def test_parse_spacegroups_accepts_strings_ints_and_lists():
+    assert parse_spacegroups("225, 194") == (225, 194)
+    assert parse_spacegroups(62) == (62,)
+    assert parse_spacegroups([1, "230", 1]) == (1, 230)
+    assert parse_spacegroups(None) is None
+
+
+@pytest.mark.parametrize("bad", ["0", "231", "abc", [], "225,-1", 2.5])
+def test_parse_spacegroups_rejects_bad_numbers(bad):
+    with pytest.raises(InputError, match="spacegroups"):
+        parse_spacegroups(bad)
+
+
+def test_parse_elements_and_unknown_symbols():
+    assert parse_elements("Li,Fe, P,O,Li") == ("Li", "Fe", "P", "O")
+    with pytest.raises(InputError, match="Xx"):
+        parse_elements("Li,Xx")
+    with pytest.raises(InputError, match="Og"):  # Z = 118 is beyond the 100 modelled elements
+        parse_elements(["Og"])
+
+
+def test_element_mask_rejects_elements_the_model_never_saw():
+    marginals = np.zeros(100)
+    marginals[[2, 25, 14, 7]] = 0.25  # Li Fe P O
+    mask = element_allowed_mask(("Li", "O"), marginals)
+    assert mask.sum() == 2 and mask[2] and mask[7]
+    with pytest.raises(InputError, match="never saw U"):
+        element_allowed_mask(("Li", "U"), marginals)
+
+
+def test_parse_formula_reduces_and_validates():
+    assert parse_formula("LiFePO4") == {"Li": 1, "Fe": 1, "P": 1, "O": 4}
+    assert parse_formula("Na2Cl2") == {"Na": 1, "Cl": 1}
+    for bad in ["Li0.5O", "Xx2O", "", "((("]:
+        with pytest.raises(InputError, match="formula"):
+            parse_formula(bad)
+
+
+def test_spacegroup_weights_restrict_training_distribution():
+    train = np.zeros(230)
+    train[[224, 193, 61]] = [0.5, 0.3, 0.2]
+    np.testing.assert_allclose(spacegroup_weights(train, None), train)
+    restricted = spacegroup_weights(train, (225, 194))
+    np.testing.assert_allclose(restricted[[224, 193]], [0.5 / 0.8, 0.3 / 0.8])
+    unseen = spacegroup_weights(train, (1, 2))
+    np.testing.assert_allclose(unseen[[0, 1]], [0.5, 0.5])
+    assert top_k_spacegroups(train, 2) == (225, 194)
+    assert top_k_spacegroups(train, 10) == (225, 194, 62)
+    with pytest.raises(InputError):
+        top_k_spacegroups(train, 0)
+
+
+# Fm-3m (225) in pyxtal order: 192l, 96k, 96j, 48i, 48h, 48g, 32f, 24e, 24d, 8c, 4b, 4a
+FM3M_SLOTS = [
+    PositionSlot(i, m, fixed)
+    for i, (m, fixed) in enumerate(
+        [
+            (192, False),
+            (96, False),
+            (96, False),
+            (48, False),
+            (48, False),
+            (48, False),
+            (32, False),
+            (24, False),
+            (24, True),
+            (8, True),
+            (4, True),
+            (4, True),
+        ]
+    )
+]
+
+
+def test_rock_salt_template_is_4a_plus_4b():
+    templates = enumerate_templates(225, FM3M_SLOTS, {"Na": 1, "Cl": 1}, 8, 4)
+    z4 = [t for t in templates if t.z == 4]
+    assert {(t.wyckoff_indices, t.elements) for t in z4} == {
+        ((10, 11), ("Na", "Cl")),
+        ((11, 10), ("Na", "Cl")),
+    }
+    assert all(t.z == 4 for t in templates)
+
+
+def test_fixed_positions_hold_one_orbit_and_limits_apply():
+    slots = [PositionSlot(0, 2, False), PositionSlot(1, 1, True)]
+    templates = enumerate_templates(1, slots, {"A": 3}, 3, 5)
+    assert {t.wyckoff_indices for t in templates} == {(0, 1)}
+    assert enumerate_templates(1, slots, {"A": 3}, 2, 5) == []
+    assert enumerate_templates(1, [PositionSlot(0, 1, False)], {"A": 3}, 3, 2) == []
+    assert len(enumerate_templates(1, [PositionSlot(0, 1, False)], {"A": 1}, 50, 50, 7)) == 7
+
+
+def test_template_weights_follow_orbit_counts():
+    slots = [PositionSlot(0, 2, False), PositionSlot(1, 1, True), PositionSlot(2, 1, True)]
+    templates = enumerate_templates(2, slots, {"A": 2}, 2, 4)
+    weights = template_weights(templates, np.array([0.0, 1.0, 0.0]))
+    for template, weight in zip(templates, weights, strict=True):
+        assert weight == pytest.approx(1.0 if template.num_orbits == 1 else 0.0)
+
+
+def test_error_message_names_formula_and_groups():
+    message = no_template_message({"Li": 1, "Fe": 1, "P": 1, "O": 4}, (225,), 20)
+    assert "225" in message and "LiFePO4" in message and "20 atoms" in message
+
+
+@pytest.fixture
+def tables():
+    return pytest.importorskip("symmcd.symmetry.tables")
+
+
+def test_nacl_in_fm3m_uses_4a_and_4b(tables):
+    found = formula_templates({"Na": 1, "Cl": 1}, [225], max_atoms=8, max_orbits=20)
+    letters = {
+        tuple(
+            sorted(tables.space_group(225).wyckoff_positions[i].letter for i in t.wyckoff_indices)
+        )
+        for t in found[225]
+    }
+    assert letters == {("a", "b")}
+
+
+def test_lifepo4_in_pnma_has_a_template(tables):
+    found = formula_templates({"Li": 1, "Fe": 1, "P": 1, "O": 4}, [62], max_atoms=28, max_orbits=20)
+    assert found[62]
+    assert all(sum(t.elements.count(el) for el in ("O",)) >= 1 for t in found[62])
+
+
+def test_impossible_formula_has_no_template(tables):
+    lifepo4 = {"Li": 1, "Fe": 1, "P": 1, "O": 4}
+    assert formula_templates(lifepo4, [225, 229], max_atoms=20, max_orbits=20) == {}
+    rock_salt_16 = formula_templates({"Na": 1, "Cl": 1}, [225], max_atoms=16, max_orbits=20)
+    assert {t.z for t in rock_salt_16[225]} == {4, 8}  # 8c + (4a, 4b) holds Na8Cl8
+    assert issubclass(InputError, SymmcdError)

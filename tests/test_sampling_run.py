@@ -1,0 +1,183 @@
+"""End-to-end sampling with a tiny randomly initialised model (no trained weights needed)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from symmcd.data.statistics import DatasetStatistics
+from symmcd.diffusion.joint import DiffusionConfig, JointDiffusion
+from symmcd.errors import CheckpointError, InputError
+from symmcd.model.denoiser import Denoiser, DenoiserConfig
+from symmcd.sampling import sample, sample_to_dir
+from symmcd.sampling.loop import timestep_pairs
+from symmcd.symmetry import tables
+from symmcd.training.checkpoint import LoadedModel
+from symmcd.training.config import TrainConfig
+
+GROUPS = {225: 5, 62: 3, 194: 2, 14: 4, 2: 1}  # space group -> count in the toy "training set"
+ELEMENTS = ["Li", "Na", "Fe", "P", "O", "Cl", "Si"]
+
+
+def toy_statistics() -> DatasetStatistics:
+    spacegroup_counts = np.zeros(230, dtype=np.int64)
+    num_orbits = np.zeros((230, 7), dtype=np.int64)
+    num_atoms = np.zeros((230, 9), dtype=np.int64)  # at most 8 atoms
+    site = np.zeros((230, 15, 13), dtype=np.int64)
+    for group, count in GROUPS.items():
+        spacegroup_counts[group - 1] = count
+        num_orbits[group - 1, 1:4] = 1
+        num_atoms[group - 1, 8] = 1
+        for wp in tables.space_group(group).wyckoff_positions:
+            site[group - 1, np.arange(15), wp.site_symmetry] += 1
+    element_counts = np.zeros(100, dtype=np.int64)
+    for symbol in ELEMENTS:
+        element_counts[[3, 11, 26, 15, 8, 17, 14][ELEMENTS.index(symbol)] - 1] = 5
+    return DatasetStatistics(
+        spacegroup_counts=spacegroup_counts,
+        num_orbits_counts=num_orbits,
+        num_atoms_counts=num_atoms,
+        element_counts=element_counts,
+        site_symmetry_counts=site,
+        k_mean=np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.6]),
+        k_std=np.array([0.05, 0.05, 0.05, 0.05, 0.05, 0.1]),
+        num_crystals=sum(GROUPS.values()),
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny graphs run fastest (and unaffected by other processes) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def toy_model() -> LoadedModel:
+    torch.manual_seed(0)
+    config = TrainConfig(
+        model=DenoiserConfig(hidden_dim=16, num_layers=1, time_dim=8, num_frequencies=2),
+        diffusion=DiffusionConfig(num_steps=20),
+    )
+    statistics = toy_statistics()
+    model = Denoiser(config.model).eval()
+    diffusion = JointDiffusion.from_statistics(config.diffusion, statistics)
+    return LoadedModel(model, diffusion, statistics, config, {})
+
+
+def test_same_seed_gives_identical_files(toy_model, tmp_path):
+    kwargs = dict(checkpoint=toy_model, steps=5, batch_size=4, progress=False)
+    sample_to_dir(tmp_path / "a", 6, seed=3, formats="cif,extxyz", **kwargs)
+    sample_to_dir(tmp_path / "b", 6, seed=3, formats="cif,extxyz", **kwargs)
+    sample_to_dir(tmp_path / "c", 6, seed=4, **kwargs)
+    for name in ["samples.jsonl", "samples.extxyz", "cifs/000005.cif"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a/samples.jsonl").read_bytes() != (
+        tmp_path / "c/samples.jsonl"
+    ).read_bytes()
+
+
+def test_records_describe_symmetric_crystals(toy_model, tmp_path):
+    summary = sample_to_dir(tmp_path / "out", 8, checkpoint=toy_model, steps=4, progress=False)
+    assert summary["n"] == 8
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "out/samples.jsonl").read_text().split("\n")
+        if line
+    ]
+    assert len(records) == 8
+    for record in records:
+        assert record["spacegroup"] in GROUPS
+        assert record["wyckoff"].startswith(tables.SG_SYMBOL[record["spacegroup"] - 1] + ":")
+        assert 1 <= record["num_orbits"] <= 3
+        multiplicities = [
+            int(site.split()[1][:-1]) for site in record["wyckoff"].split(": ")[1].split(", ")
+        ]
+        assert sum(multiplicities) == record["num_sites"]
+        if not record["collapsed"]:  # a random model may put two orbits on one fixed point
+            structure = Structure.from_file(tmp_path / "out" / record["file"])
+            assert structure.composition.reduced_formula == record["formula"]
+        assert record["symmetry_distance_max"] >= record["symmetry_distance_mean"] >= 0
+
+
+def test_spacegroup_and_element_conditions(toy_model):
+    crystals = sample(
+        6, checkpoint=toy_model, spacegroups="62", elements="Li,O", steps=3, progress=False
+    )
+    for crystal in crystals:
+        assert crystal.metadata["spacegroup"] == 62
+        assert set(crystal.structure.composition.chemical_system.split("-")) <= {"Li", "O"}
+    top = sample(4, checkpoint=toy_model, top_k_spacegroups=1, steps=2, progress=False)
+    assert {c.metadata["spacegroup"] for c in top} == {225}
+
+
+def test_formula_conditioning_gives_exact_composition(toy_model):
+    crystals = sample(
+        4, checkpoint=toy_model, formula="NaCl", spacegroups=[225], steps=3, progress=False
+    )
+    for crystal in crystals:
+        assert crystal.structure.composition.reduced_formula == "NaCl"
+        assert crystal.metadata["wyckoff"] in ("Fm-3m: Na 4a, Cl 4b", "Fm-3m: Na 4b, Cl 4a")
+        assert SpacegroupAnalyzer(crystal.structure, symprec=0.1).get_space_group_number() == 225
+
+
+def test_bad_conditions_raise_one_line_errors(toy_model, tmp_path):
+    cases = [
+        (dict(spacegroups="231"), "231"),
+        (dict(elements="Li,Qq"), "Qq"),
+        (dict(elements="U"), "never saw U"),
+        (dict(formula="LiFePO4", spacegroups=[225]), "no Wyckoff template"),
+        (dict(steps=21), "steps"),
+        (dict(spacegroups=[225], top_k_spacegroups=2), "not both"),
+        (dict(precision="fp8"), "precision"),
+    ]
+    for kwargs, fragment in cases:
+        with pytest.raises(InputError, match=fragment) as info:
+            sample(2, checkpoint=toy_model, progress=False, **kwargs)
+        assert "\n" not in str(info.value)
+    with pytest.raises(CheckpointError, match="not found"):
+        sample(2, checkpoint=tmp_path / "missing.pt", progress=False)
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        sample(2, checkpoint=tmp_path / "corrupt.pt", progress=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full/x").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        sample_to_dir(tmp_path / "full", 2, checkpoint=toy_model, progress=False)
+
+
+def test_strided_schedule():
+    assert timestep_pairs(1000, 4) == [(1000, 750), (750, 500), (500, 250), (250, 0)]
+    assert len(timestep_pairs(1000, None)) == 1000
+    with pytest.raises(InputError):
+        timestep_pairs(1000, 0)
+
+
+def test_checkpoint_file_and_its_default_step_count(toy_model, tmp_path):
+    from symmcd.training.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION
+
+    path = tmp_path / "model.pt"
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": toy_model.model.state_dict(),
+        "config": toy_model.config.to_dict(),
+        "statistics": toy_model.statistics.to_dict(),
+        "metadata": {"sampling_steps": 3},
+    }
+    torch.save(payload, path)
+    crystals = sample(3, checkpoint=str(path), seed=1, progress=False)
+    assert [c.metadata["steps"] for c in crystals] == [3, 3, 3]
+    again = sample(3, checkpoint=toy_model, steps=3, seed=1, progress=False)
+    assert [c.metadata["wyckoff"] for c in crystals] == [c.metadata["wyckoff"] for c in again]
+
+
+def test_bfloat16_autocast_samples_valid_crystals(toy_model):
+    crystals = sample(3, checkpoint=toy_model, steps=3, precision="bf16", progress=False)
+    assert len(crystals) == 3
+    assert all(np.isfinite(c.structure.lattice.matrix).all() for c in crystals)
