@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import time
 import warnings
@@ -61,6 +62,10 @@ def random_model(config_name: str, num_crystals: int = 500):
     return LoadedModel(model, diffusion, statistics, config, {"random_init": config_name})
 
 
+def run_label(args: argparse.Namespace) -> str:
+    return "custom" if args.runs else "quick" if args.quick else "full"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -85,6 +90,7 @@ def main() -> None:
         runs = tuple(tuple(int(x) for x in run.split("x")) for run in args.runs.split(","))
 
     sample(8, checkpoint=loaded, steps=2, progress=False)  # warm-up
+    load_before = os.getloadavg()[0]
     rows = []
     for n, steps in runs:
         steps = min(steps, loaded.diffusion.num_steps)
@@ -103,13 +109,14 @@ def main() -> None:
         print(f"{n} crystals x {steps} steps: {seconds:.1f} s ({n / seconds:.2f} crystals/s)")
 
     lines = [
-        f"## {datetime.date.today()} {'quick' if args.quick else 'full'} run: {source}",
+        f"## {datetime.date.today()} {run_label(args)} run: {source}",
         "",
         f"Model: hidden {model_config.hidden_dim}, {model_config.num_layers} layers, trained "
         f"with {loaded.diffusion.num_steps} steps; corrector 1 per step; precision "
         f"{args.precision}; batch size "
         f"{args.batch_size}; torch {torch.__version__}, {args.threads} threads on "
-        f"{platform.machine()} (shared 2-core machine, other jobs may run).",
+        f"{platform.machine()} (shared 2-core machine; load average before the runs "
+        f"{load_before:.1f}, after {os.getloadavg()[0]:.1f}).",
         "",
         "| crystals | steps | seconds | crystals / s | min per 10,000 | orbits / crystal |",
         "|---|---|---|---|---|---|",

@@ -7,6 +7,7 @@ printed on one line and end the process with exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +62,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from symmcd.training.train import train
+    from symmcd.training.train import parse_overrides, train
 
     best = train(
         args.config,
@@ -72,8 +73,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         strategy=args.strategy,
         accelerator=args.accelerator,
         resume=args.resume,
+        overrides=parse_overrides(args.set),
     )
-    print(f"best model: {best}")
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # DDP: only the first process reports
+        print(f"best model: {best}")
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -161,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="e.g. ddp")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config entries, e.g. --set max_epochs=100 model.hidden_dim=512",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="generate crystals (uses the shipped model by default)")

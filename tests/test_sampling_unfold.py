@@ -1,6 +1,7 @@
 """Unfolding sampled asymmetric units into full-cell structures."""
 
 import numpy as np
+import pytest
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from symmcd.sampling.unfold import AsymmetricUnits, unfold, wyckoff_label
@@ -48,13 +49,30 @@ def test_rock_salt_unfolds_to_fm3m_with_8_atoms():
     assert cscl.metadata["num_sites"] == 2 and cscl.metadata["num_orbits"] == 2
 
 
-def test_collapsed_orbits_are_flagged_not_removed():
+def test_two_orbits_on_one_fixed_point_are_separated():
     units = rock_salt_and_noisy_copy()
-    units.frac_coords[1] = [0.0, 0.0, 0.0]  # Cl on 4b snapped near Na: projection keeps 4b
-    units.site_symmetry[1] = site_classes(225, "a")  # now both orbits sit on 4a
+    units.frac_coords[1] = [0.0, 0.0, 0.02]  # Cl sampled next to Na, with 4a's site symmetry
+    units.site_symmetry[1] = site_classes(225, "a")
     nacl = unfold(units)[0]
-    assert len(nacl.structure) == 8
-    assert nacl.metadata["collapsed"] and nacl.metadata["min_distance"] < 0.5
+    assert nacl.metadata["wyckoff"] == "Fm-3m: Na 4a, Cl 4b"
+    assert nacl.metadata["reassigned_orbits"] == 1 and not nacl.metadata["collapsed"]
+    assert SpacegroupAnalyzer(nacl.structure, symprec=0.1).get_space_group_number() == 225
+
+
+def test_close_orbits_are_flagged_not_removed():
+    general = tables.space_group(1).wyckoff("a").site_symmetry
+    units = AsymmetricUnits(
+        spacegroup=np.array([1]),
+        num_nodes=np.array([2]),
+        k=lattice_to_k(np.eye(3) * 4.0)[None],
+        atom_types=np.array([7, 7]),
+        site_symmetry=np.stack([general, general]),
+        frac_coords=np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.35]]),
+    )
+    crystal = unfold(units)[0]
+    assert len(crystal.structure) == 2 and crystal.metadata["reassigned_orbits"] == 0
+    assert crystal.metadata["collapsed"]
+    assert crystal.metadata["min_distance"] == pytest.approx(0.2, abs=1e-6)
 
 
 def test_wyckoff_label_sorts_by_element():

@@ -2,6 +2,7 @@
 
 import csv
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from symmcd.data.prepare import prepare_dataset
 from symmcd.diffusion.joint import JointDiffusion
@@ -18,7 +18,7 @@ from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import Denoiser
 from symmcd.training.checkpoint import FORMAT_VERSION, export_checkpoint, load_checkpoint
 from symmcd.training.module import NonFiniteLossError
-from symmcd.training.train import train
+from symmcd.training.train import LastCheckpoint, train
 
 MP20 = Path(__file__).resolve().parents[1] / "symmcd" / "data" / "mp20"
 NUM_TRAIN, NUM_VAL, TINY_BATCH = 64, 32, 16
@@ -162,20 +162,49 @@ def test_nan_loss_saves_checkpoint_and_names_batch(prepared, tmp_path, monkeypat
     )
 
 
-def test_last_checkpoint_also_saved_within_an_epoch(prepared, tmp_path, monkeypatch):
+def test_last_checkpoint_saved_every_epoch_and_within_an_epoch(prepared, tmp_path, monkeypatch):
     saved_at_steps = []
-    original = ModelCheckpoint._save_last_checkpoint
+    original = LastCheckpoint._save
 
-    def spy(self, trainer, monitor_candidates):
+    def spy(self, trainer):
         saved_at_steps.append(trainer.global_step)
-        return original(self, trainer, monitor_candidates)
+        return original(self, trainer)
 
-    monkeypatch.setattr(ModelCheckpoint, "_save_last_checkpoint", spy)
+    monkeypatch.setattr(LastCheckpoint, "_save", spy)
     overrides = {"checkpoint_every_minutes": 1e-6, "check_val_every_n_epoch": 5}
-    train("tiny", tmp_path / "timed", data_dir=prepared, max_epochs=1, overrides=overrides)
-    assert 0 < min(saved_at_steps) < STEPS_PER_EPOCH  # a save before the epoch ended
-    assert max(saved_at_steps) == STEPS_PER_EPOCH
-    assert lightning_ckpt(tmp_path / "timed" / "last.ckpt")["global_step"] == STEPS_PER_EPOCH
+    train("tiny", tmp_path / "timed", data_dir=prepared, max_epochs=2, overrides=overrides)
+    assert 0 < min(saved_at_steps) < STEPS_PER_EPOCH  # a save before the first epoch ended
+    assert STEPS_PER_EPOCH in saved_at_steps  # end of epoch 0, although no validation ran
+    assert lightning_ckpt(tmp_path / "timed" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
+    assert not list((tmp_path / "timed").glob("*.partial"))
+
+
+def test_killed_run_resumes_losing_at_most_one_epoch(prepared, tmp_path):
+    """SIGKILL a real `train` process mid-run, resume it, and check no finished epoch is lost."""
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "symmcd.cli", "train", "--config", "tiny", "--out", str(out)]
+    command += ["--data", str(prepared), "--set", "max_epochs=1000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / "last.ckpt").is_file():
+                if lightning_ckpt(out / "last.ckpt")["global_step"] >= 2 * STEPS_PER_EPOCH:
+                    break
+            time.sleep(0.5)
+        assert process.poll() is None, "training ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    saved = lightning_ckpt(out / "last.ckpt")
+    epochs_done = saved["global_step"] // STEPS_PER_EPOCH
+    assert epochs_done >= 2
+    resumed_to = saved["epoch"] + 2
+    train("tiny", out, data_dir=prepared, max_epochs=resumed_to, resume=True)
+    final = lightning_ckpt(out / "last.ckpt")
+    # the resumed run continued from the saved step rather than from scratch
+    assert final["global_step"] >= saved["global_step"] + STEPS_PER_EPOCH
 
 
 def test_full_cell_baseline_trains(prepared, tmp_path):
@@ -214,7 +243,7 @@ def test_bad_checkpoints_raise_checkpoint_error(trained_run, tmp_path):
 def test_ddp_two_cpu_processes(prepared, tmp_path):
     out = tmp_path / "ddp"
     command = [
-        sys.executable, "-m", "symmcd.training.train", "tiny", "--out", str(out),
+        sys.executable, "-m", "symmcd.cli", "train", "--config", "tiny", "--out", str(out),
         "--data", str(prepared), "--devices", "2", "--strategy", "ddp",
         "--accelerator", "cpu", "--max-epochs", "1",
     ]  # fmt: skip

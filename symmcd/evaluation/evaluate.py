@@ -6,7 +6,6 @@ Writes ``OUT/metrics.json`` (flat keys, see ``symmcd/evaluation/__init__.py``),
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -36,7 +35,13 @@ from symmcd.evaluation.io import (
 )
 from symmcd.evaluation.novelty import novel_mask, unique_mask
 from symmcd.evaluation.stability import stability_metrics
-from symmcd.evaluation.summary import CrystalSummary, cache_path, load_cached, summarize
+from symmcd.evaluation.summary import (
+    CrystalSummary,
+    cache_path,
+    concatenate_summaries,
+    load_cached,
+    summarize,
+)
 from symmcd.evaluation.templates import SYMPREC
 from symmcd.evaluation.validity import MIN_DISTANCE, MIN_VOLUME, OXIDATION_STATES_SET
 
@@ -52,19 +57,6 @@ def set_digest(crystals: CrystalSet) -> str | None:
         return file_digest(source)
     files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in {".cif", ".jsonl"})
     return file_digest(files) if files else None
-
-
-def paths_digest(paths: list[Path]) -> str | None:
-    """Cache key of several files or folders together (the training set)."""
-    if all(Path(p).is_file() for p in paths):
-        return file_digest([Path(p) for p in paths])
-    parts = []
-    for path in paths:
-        part = set_digest(CrystalSet([], [], source=Path(path)))
-        if part is None:
-            return None
-        parts.append(part)
-    return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 def _fraction(mask: np.ndarray, denominator: int) -> float:
@@ -158,15 +150,20 @@ def template_metrics(samples: CrystalSummary, train: CrystalSummary) -> dict[str
 def training_set(
     paths: list[Path], workers: int | None, progress: bool
 ) -> tuple[LazyStructures, CrystalSummary]:
-    """Training structures (parsed lazily) and their cached plain summary."""
-    texts = load_cif_texts(paths)
-    structures = LazyStructures(texts)
-    digest = paths_digest(paths)
-    cached = load_cached(cache_path(digest, False)) if digest else None
-    if cached is not None and len(cached) == len(texts):
-        return structures, cached
-    parsed = [structures[i] for i in range(len(texts))]
-    return structures, summarize(parsed, digest, False, workers, progress, "train")
+    """Training structures (parsed lazily) and their plain summary, cached file by file."""
+    texts: list[str] = []
+    summaries = []
+    for path in paths:
+        file_texts = load_cif_texts([path])
+        digest = set_digest(CrystalSet([], [], source=Path(path)))
+        cached = load_cached(cache_path(digest, False)) if digest else None
+        if cached is None or len(cached) != len(file_texts):
+            parsed = [LazyStructures(file_texts)[i] for i in range(len(file_texts))]
+            label = f"train {Path(path).name}"
+            cached = summarize(parsed, digest, False, workers, progress, label)
+        texts += file_texts
+        summaries.append(cached)
+    return LazyStructures(texts), concatenate_summaries(summaries)
 
 
 def resolve_inputs(

@@ -132,6 +132,16 @@ def _stack(rows: list[dict]) -> CrystalSummary:
     return CrystalSummary(**columns)
 
 
+def concatenate_summaries(parts: list[CrystalSummary]) -> CrystalSummary:
+    """One summary of several sets, rows in order."""
+    return CrystalSummary(
+        **{
+            spec.name: np.concatenate([getattr(part, spec.name) for part in parts])
+            for spec in fields(CrystalSummary)
+        }
+    )
+
+
 def cache_path(digest: str, with_fingerprints: bool) -> Path:
     kind = "fp" if with_fingerprints else "plain"
     return cache_dir() / "summaries" / f"{digest}-{kind}-{SUMMARY_VERSION}.npz"

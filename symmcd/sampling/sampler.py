@@ -199,7 +199,7 @@ def sample_to_dir(
             "batch_size": batch_size,
             "seed": seed,
             "precision": precision,
-            "checkpoint": str(checkpoint) if checkpoint is not None else "default",
+            "checkpoint": checkpoint_label(checkpoint),
         }
         summary["out_dir"] = str(out)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -209,6 +209,13 @@ def sample_to_dir(
             f"({summary['crystals_per_second']:.2f} crystals/s) -> {out}"
         )
     return summary
+
+
+def checkpoint_label(checkpoint) -> str:
+    """How summary.json names the model: its path, 'default', or 'in-memory model'."""
+    if checkpoint is None:
+        return "default"
+    return str(checkpoint) if isinstance(checkpoint, (str, Path)) else "in-memory model"
 
 
 def run_summary(crystals: Sequence[SampledCrystal], sample_seconds: float, seconds: float) -> dict:

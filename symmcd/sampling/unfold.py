@@ -5,9 +5,11 @@ space group, its coordinates onto the nearest point of that Wyckoff position
 (``symmcd.symmetry.wyckoff.project``); the orbits are then replicated exactly
 (``wyckoff.replicate``) and the lattice is built from k with the group's fixed entries.
 
-Orbits that the projection puts on top of each other are not repaired: the crystal is kept and
-its metadata says ``collapsed: true`` with the shortest interatomic distance, so that callers and
-evaluations can see (and count) them.
+A fixed point (a position without free parameters) holds at most one orbit: when several orbits
+of a crystal project onto the same one, all but the closest move to their next-best position
+(counted in ``reassigned_orbits``). Atoms that end up close to each other otherwise are not
+repaired: the crystal is kept and its metadata says ``collapsed: true`` (shortest interatomic
+distance below 0.5 A, also recorded), so that callers and evaluations can see and count them.
 """
 
 from __future__ import annotations
@@ -108,44 +110,37 @@ def separate_fixed_points(
     is not an occupied fixed point. Returns the new projection and the (N,) mask of moved nodes.
     """
     index = projection.global_wp_index
-    fixed = tables.WP_DOF[index] == 0
     order = np.lexsort((projection.coord_distance, index, node_batch))
-    same_as_previous = np.zeros(len(index), dtype=bool)
-    same_as_previous[order[1:]] = (node_batch[order[1:]] == node_batch[order[:-1]]) & (
+    repeats = np.zeros(len(index), dtype=bool)
+    repeats[order[1:]] = (node_batch[order[1:]] == node_batch[order[:-1]]) & (
         index[order[1:]] == index[order[:-1]]
     )
-    moved = same_as_previous & fixed
+    moved = repeats & (tables.WP_DOF[index] == 0)
     if not moved.any():
         return projection, moved
     index, new_coords = index.copy(), projection.coords.copy()
     symmetry_distance = projection.symmetry_distance.copy()
     coord_distance = projection.coord_distance.copy()
     probabilities = site_probabilities(site_symmetry)
+    pending = moved.copy()
     for node in np.flatnonzero(moved):
-        crystal = node_batch == node_batch[node]
-        occupied = set(index[crystal & (tables.WP_DOF[index] == 0) & ~moved].tolist())
+        settled = (node_batch == node_batch[node]) & ~pending
+        occupied = index[settled & (tables.WP_DOF[index] == 0)]
         group = int(node_groups[node])
-        candidates = np.array(
-            [
-                g
-                for g in range(tables.SG_FIRST_WYCKOFF[group - 1], tables.SG_FIRST_WYCKOFF[group])
-                if g not in occupied
-            ]
-        )
+        candidates = np.arange(tables.SG_FIRST_WYCKOFF[group - 1], tables.SG_FIRST_WYCKOFF[group])
+        candidates = candidates[~np.isin(candidates, occupied)]
         one_hot = np.eye(13)[tables.WP_SITE_SYMMETRY[candidates]]
-        symmetry = np.linalg.norm((one_hot - probabilities[node]).reshape(len(candidates), -1), axis=1)
+        symmetry = np.linalg.norm(
+            (one_hot - probabilities[node]).reshape(len(candidates), -1), axis=1
+        )
         points, distances = wyckoff.nearest_point_on_position(
             candidates, np.repeat(coords[node][None], len(candidates), axis=0)
         )
         best = np.lexsort((distances, np.round(symmetry, 9)))[0]
         index[node], new_coords[node] = candidates[best], points[best]
         symmetry_distance[node], coord_distance[node] = symmetry[best], distances[best]
-        moved[node] = False  # now placed: later conflicts see its position as occupied
-        moved_back = moved.copy()
-        moved_back[node] = True
-    moved = same_as_previous & fixed
-    result = wyckoff.Projection(index, new_coords, symmetry_distance, coord_distance)
-    return result, moved
+        pending[node] = False
+    return wyckoff.Projection(index, new_coords, symmetry_distance, coord_distance), moved
 
 
 def site_probabilities(site_symmetry: np.ndarray) -> np.ndarray:

@@ -7,13 +7,12 @@ CSV logs (TensorBoard too when installed) and the exported sampling checkpoint `
 
 Multi-process training (``devices=2, strategy="ddp"``) works on CPU (gloo) and GPU (nccl).
 Lightning starts the extra processes by re-running the command line, so ``train()`` must be
-reached from a script or ``python -m symmcd.training.train``; the re-run processes skip the
+reached from a script or ``symmcd train``; the re-run processes skip the
 folder checks and writes that rank 0 already did.
 """
 
-import argparse
 import os
-import sys
+import time
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from symmcd.errors import InputError, SymmcdError
+from symmcd.errors import InputError
 from symmcd.training.checkpoint import export_checkpoint
 from symmcd.training.config import (
     TrainConfig,
@@ -93,7 +92,11 @@ def train(
         check_val_every_n_epoch=cfg.check_val_every_n_epoch,
         limit_train_batches=cfg.limit_train_batches,
         limit_val_batches=cfg.limit_val_batches,
-        callbacks=[*_last_checkpoint_callbacks(out_dir, cfg), best_callback, TQDMProgressBar()],
+        callbacks=[
+            LastCheckpoint(out_dir / LAST_CHECKPOINT, cfg.checkpoint_every_minutes),
+            best_callback,
+            TQDMProgressBar(),
+        ],
         logger=_loggers(out_dir),
         log_every_n_steps=10,
         enable_model_summary=not is_launched_copy,
@@ -161,24 +164,36 @@ def _resolve_data_dir(data_dir: Path | None, is_launched_copy: bool) -> Path:
     return DEFAULT_DATA_DIR
 
 
-def _last_checkpoint_callbacks(out_dir: Path, cfg: TrainConfig) -> list[ModelCheckpoint]:
-    """``last.ckpt`` after every training epoch, and every N minutes within an epoch."""
-    every_epoch = ModelCheckpoint(
-        dirpath=out_dir,
-        save_top_k=0,
-        save_last=True,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
-    every_minutes = ModelCheckpoint(
-        dirpath=out_dir,
-        save_top_k=0,
-        save_last=True,
-        train_time_interval=timedelta(minutes=cfg.checkpoint_every_minutes),
-        enable_version_counter=False,
-    )
-    return [every_epoch, every_minutes]
+class LastCheckpoint(Callback):
+    """Write ``last.ckpt`` after every training epoch and every ``minutes`` within an epoch.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` writes ``last`` only when it also saved a
+    monitored checkpoint in that step, which with validation every few epochs would lose several
+    epochs on a kill. The file is written beside and then renamed over the old one, so a kill
+    during the write never leaves a truncated ``last.ckpt``.
+    """
+
+    def __init__(self, path: Path, minutes: float) -> None:
+        self.path = path
+        self.interval = timedelta(minutes=minutes).total_seconds()
+        self._last_save = time.monotonic()
+
+    def _save(self, trainer: L.Trainer) -> None:
+        partial = self.path.with_name(self.path.name + ".partial")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
+        trainer.strategy.barrier("symmcd-last-checkpoint")
+        self._last_save = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        due = time.monotonic() - self._last_save >= self.interval
+        # every rank must agree, or the barrier in _save would hang under DDP
+        if trainer.strategy.reduce_boolean_decision(due, all=False):
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._save(trainer)
 
 
 def _loggers(out_dir: Path) -> list[Logger]:
@@ -193,7 +208,8 @@ def _loggers(out_dir: Path) -> list[Logger]:
     return loggers
 
 
-def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["model.hidden_dim=512", ...]`` -> ``{"model.hidden_dim": 512}`` (values read as YAML)."""
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -201,40 +217,3 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise InputError(f"override {pair!r} must look like key=value")
         overrides[key.strip()] = yaml.safe_load(value)
     return overrides
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m symmcd.training.train CONFIG --out RUN [...]`` (also used for DDP runs)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="shipped config name or YAML path")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--data", type=Path)
-    parser.add_argument("--max-epochs", type=int)
-    parser.add_argument("--devices", type=int, default=1)
-    parser.add_argument("--strategy", default="auto")
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
-    try:
-        best = train(
-            args.config,
-            args.out,
-            data_dir=args.data,
-            max_epochs=args.max_epochs,
-            devices=args.devices,
-            strategy=args.strategy,
-            accelerator=args.accelerator,
-            resume=args.resume,
-            overrides=_parse_overrides(args.set),
-        )
-    except SymmcdError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        print(f"best model: {best}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
