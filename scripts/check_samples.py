@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"spglib space group == samples.jsonl: {fraction(same_group)}")
     print(f"orbits with their Wyckoff multiplicity: {fraction(orbits_ok)}")
     print(f"both (pass): {sum(passed)}/{n} ({share:.2%}), target {args.target:.1%}")
-    collapsed = sum(bool(r.get("collapsed")) for r in records)
-    print(f"flagged collapsed (atoms < 0.5 A apart): {collapsed}/{n}")
+    collapsed = [bool(r.get("collapsed")) for r in records]
+    print(f"flagged collapsed (atoms < 0.5 A apart): {fraction(collapsed)}")
+    kept = [ok for ok, flag in zip(passed, collapsed, strict=True) if not flag]
+    print(f"pass among crystals not flagged collapsed: {fraction(kept)}")
     ok = share >= args.target
     if expected_group is not None:
         in_group = sum(

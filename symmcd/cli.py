@@ -97,6 +97,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         seed=args.seed,
         formats=tuple(args.format),
         overwrite=args.overwrite,
+        precision=args.precision,
+        max_attempts=args.max_attempts,
     )
 
 
@@ -186,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", type=_str_list, default=["cif"], help="cif and/or extxyz")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument(
+        "--precision", choices=("32", "bf16"), default="32", help="bf16: faster on CPUs with AMX"
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
+        "is redrawn, up to N draws in all (3; 1 keeps every first draw)",
+    )
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("evaluate", help="the field's metrics and an HTML report")

@@ -176,3 +176,28 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     ):
         assert (out / name).stat().st_size > 1000
     assert "cov_recall" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_evaluate_with_relaxation_reports_stability(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    crystals = [rock_salt(), magnesium_oxide()]
+    _write_samples(tmp_path / "samples", crystals, broken=0)
+    _write_csv(tmp_path / "ref.csv", crystals)
+    _write_csv(tmp_path / "train.csv", [silicon()])
+    out = tmp_path / "out"
+    metrics = evaluate(
+        tmp_path / "samples",
+        tmp_path / "ref.csv",
+        [tmp_path / "train.csv"],
+        out,
+        relax=2,
+        workers=1,
+        progress=False,
+    )
+    assert metrics["n_relaxed"] == 2
+    for key in ("stable", "metastable", "sun", "msun", "ssun", "stable_fixsym"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["metastable"] >= metrics["stable"] >= metrics["sun"] >= metrics["ssun"]
+    records = (out / "relaxed" / "relaxed.jsonl").read_text().splitlines()
+    assert len(records) == 4  # two crystals, free and symmetric

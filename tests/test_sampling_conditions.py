@@ -13,6 +13,7 @@ from symmcd.sampling.conditions import (
     parse_elements,
     parse_formula,
     parse_spacegroups,
+    position_log_probabilities,
     spacegroup_weights,
     template_weights,
     top_k_spacegroups,
@@ -153,3 +154,23 @@ def test_impossible_formula_has_no_template(tables):
     rock_salt_16 = formula_templates({"Na": 1, "Cl": 1}, [225], max_atoms=16, max_orbits=20)
     assert {t.z for t in rock_salt_16[225]} == {4, 8}  # 8c + (4a, 4b) holds Na8Cl8
     assert issubclass(InputError, SymmcdError)
+
+
+def test_template_weights_prefer_likely_positions():
+    slots = [PositionSlot(0, 2, False), PositionSlot(1, 1, True), PositionSlot(2, 1, True)]
+    templates = enumerate_templates(2, slots, {"A": 2}, 2, 4)  # (0,) and (1, 2)
+    log_prob = np.log(np.array([0.8, 0.1, 0.1]))
+    weights = template_weights(templates, None, log_prob)
+    by_indices = {t.wyckoff_indices: w for t, w in zip(templates, weights, strict=True)}
+    assert by_indices[(0,)] == pytest.approx(0.8 / 0.9)
+    assert by_indices[(1, 2)] == pytest.approx(0.1 / 0.9)
+
+
+def test_position_log_probabilities_multiply_directions():
+    marginals = np.full((15, 13), 1 / 13)
+    marginals[:, 0] = 0.5
+    classes = np.zeros((2, 15), dtype=int)
+    classes[1, 0] = 3
+    log_p = position_log_probabilities(marginals, classes)
+    assert log_p[0] == pytest.approx(15 * np.log(0.5))
+    assert log_p[1] == pytest.approx(14 * np.log(0.5) + np.log(1 / 13))

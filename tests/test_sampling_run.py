@@ -181,3 +181,19 @@ def test_bfloat16_autocast_samples_valid_crystals(toy_model):
     crystals = sample(3, checkpoint=toy_model, steps=3, precision="bf16", progress=False)
     assert len(crystals) == 3
     assert all(np.isfinite(c.structure.lattice.matrix).all() for c in crystals)
+
+
+def test_collapsed_crystals_can_be_redrawn(toy_model):
+    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False)
+    kept = sample(30, max_attempts=1, **kwargs)
+    redrawn = sample(30, max_attempts=3, **kwargs)
+    assert any(c.metadata["collapsed"] for c in kept)  # a random model collapses now and then
+    assert any(c.metadata["attempts"] > 1 for c in redrawn)
+    for before, after in zip(kept, redrawn, strict=True):
+        assert 1 <= after.metadata["attempts"] <= 3
+        bad = after.metadata["collapsed"] or not after.metadata["symmetry_ok"]
+        if bad:  # only crystals out of attempts stay bad
+            assert after.metadata["attempts"] == 3
+        if not before.metadata["collapsed"] and before.metadata["symmetry_ok"]:  # same first draw
+            assert after.metadata["attempts"] == 1
+            assert after.metadata["wyckoff"] == before.metadata["wyckoff"]

@@ -106,3 +106,19 @@ def test_orbit_cif_is_exact_and_readable_by_pymatgen_and_ase(tmp_path):
         expected = crystal.metadata["spacegroup"]
         assert SpacegroupAnalyzer(back, symprec=0.1).get_space_group_number() == expected
         np.testing.assert_allclose(back.lattice.abc, crystal.structure.lattice.abc, atol=1e-6)
+
+
+def test_accidental_supergroup_is_flagged():
+    """Si on 8c of Fm-3m is a simple cubic lattice of half the edge: really Pm-3m."""
+    units = AsymmetricUnits(
+        spacegroup=np.array([225]),
+        num_nodes=np.array([1]),
+        k=lattice_to_k(np.eye(3) * 5.0)[None],
+        atom_types=np.array([13]),
+        site_symmetry=site_classes(225, "c")[None],
+        frac_coords=np.array([[0.25, 0.25, 0.25]]),
+    )
+    crystal = unfold(units)[0]
+    assert crystal.metadata["wyckoff"] == "Fm-3m: Si 8c"
+    assert not crystal.metadata["symmetry_ok"] and not crystal.metadata["collapsed"]
+    assert unfold(rock_salt_and_noisy_copy())[0].metadata["symmetry_ok"]

@@ -5,7 +5,8 @@ over the sites of the cell. Composition fingerprint: matminer Magpie ``ElementPr
 values), standardised with per-feature means and standard deviations of the symmcd MP-20 training
 set (shipped in ``data/magpie_scaler.json``; NaN -> 0 after scaling), the way CDVAE standardises
 with its fixed training statistics. A sample or reference crystal is "covered" when another set
-has a crystal within 0.4 (structure) AND 10 (composition) Euclidean distance.
+has a crystal within 0.4 (structure) AND 10 (composition) Euclidean distance. As in CDVAE's
+and DiffCSP's code, every crystal with fingerprints enters (validity does not filter them).
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ def fit_composition_scaler(raw: np.ndarray) -> dict[str, list[float]]:
     return {"means": np.nan_to_num(means).tolist(), "stds": np.nan_to_num(stds).tolist()}
 
 
-def fingerprint_usable(struct_fps: np.ndarray) -> np.ndarray:
-    """Rows whose structure fingerprint could be computed (CDVAE drops the others)."""
-    return np.isfinite(struct_fps).all(axis=1)
+def fingerprint_usable(struct_fps: np.ndarray, comp_fps: np.ndarray) -> np.ndarray:
+    """Rows whose fingerprints could be computed (CDVAE drops the others). Magpie features may
+    be NaN for exotic elements (scaled to 0), so only an all-NaN composition row is unusable."""
+    return np.isfinite(struct_fps).all(axis=1) & np.isfinite(comp_fps).any(axis=1)
 
 
 def nearest_distances(
@@ -117,7 +119,7 @@ def coverage(
     struct_cutoff: float = STRUCT_CUTOFF,
     comp_cutoff: float = COMP_CUTOFF,
 ) -> tuple[float, float]:
-    """(COV-R, COV-P) from fingerprints of *valid* samples and *valid* reference crystals.
+    """(COV-R, COV-P) from the fingerprints of samples and reference crystals.
 
     As in CDVAE's code, a reference crystal is recalled when its nearest sample in structure
     space is within ``struct_cutoff`` and its nearest sample in composition space is within

@@ -74,9 +74,13 @@ def validity_metrics(summary: CrystalSummary) -> dict[str, float]:
 
 
 def coverage_metrics(samples: CrystalSummary, reference: CrystalSummary) -> dict[str, float]:
-    """COV-R / COV-P on valid, fingerprintable samples and reference crystals."""
-    sample_rows = samples.valid & cov.fingerprint_usable(samples.struct_fp)
-    ref_rows = reference.valid & cov.fingerprint_usable(reference.struct_fp)
+    """COV-R / COV-P over every sample and reference crystal whose fingerprints exist.
+
+    As in CDVAE's and DiffCSP's code, validity does not filter the fingerprints; a crystal without
+    fingerprints (unreadable, CrystalNN failure) is dropped, but stays in COV-P's denominator.
+    """
+    sample_rows = cov.fingerprint_usable(samples.struct_fp, samples.comp_fp)
+    ref_rows = cov.fingerprint_usable(reference.struct_fp, reference.comp_fp)
     recall, precision = cov.coverage(
         samples.struct_fp[sample_rows],
         cov.scale_composition_fingerprints(samples.comp_fp[sample_rows]),
@@ -87,13 +91,20 @@ def coverage_metrics(samples: CrystalSummary, reference: CrystalSummary) -> dict
     return {"cov_recall": recall, "cov_precision": precision}
 
 
+def readable(crystals: CrystalSet) -> np.ndarray:
+    """Mask of the entries whose structure could be parsed."""
+    return np.array([s is not None for s in crystals.structures], dtype=bool)
+
+
 def reference_formation_energies(
     reference: CrystalSet, summary: CrystalSummary, seed: int, progress: bool
 ) -> np.ndarray:
-    """CHGNet formation energies of a seeded subsample of valid reference crystals (cached)."""
-    rows = seeded_subsample(np.flatnonzero(summary.valid), WDIST_MAX_SAMPLES, seed)
+    """CHGNet formation energies of a seeded subsample of the readable reference crystals
+    (cached); like CDVAE, the reference side is not filtered by validity."""
+    rows = seeded_subsample(np.flatnonzero(readable(reference)), WDIST_MAX_SAMPLES, seed)
     digest = set_digest(reference)
-    path = cache_dir() / "formation_energy" / f"{digest}-{seed}-{len(rows)}.npy" if digest else None
+    name = f"{digest}-all-{seed}-{len(rows)}.npy"
+    path = cache_dir() / "formation_energy" / name if digest else None
     if path is not None and path.is_file():
         return np.load(path)
     energies = predict_formation_energy([reference.structures[i] for i in rows], progress=progress)
@@ -111,9 +122,10 @@ def distribution_metrics(
     seed: int,
     progress: bool,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Wasserstein distances (seeded subsample of valid samples) and space-group statistics."""
+    """Wasserstein distances (seeded subsample of valid samples vs every readable reference
+    crystal, as in CDVAE) and space-group statistics."""
     rows = seeded_subsample(np.flatnonzero(sample_summary.valid), WDIST_MAX_SAMPLES, seed)
-    ref_valid = ref_summary.valid
+    ref_readable = readable(reference)
     chosen = [samples.structures[i] for i in rows]
     sample_energy = predict_formation_energy(chosen, progress=progress)
     ref_energy = reference_formation_energies(reference, ref_summary, seed, progress)
@@ -121,9 +133,11 @@ def distribution_metrics(
     requested = np.array([r if r is not None else 0 for r in samples.requested_spacegroups])
     has_request = requested > 0
     metrics = {
-        "wdist_density": wasserstein(sample_summary.density[rows], ref_summary.density[ref_valid]),
+        "wdist_density": wasserstein(
+            sample_summary.density[rows], ref_summary.density[ref_readable]
+        ),
         "wdist_num_elements": wasserstein(
-            sample_summary.num_elements[rows], ref_summary.num_elements[ref_valid]
+            sample_summary.num_elements[rows], ref_summary.num_elements[ref_readable]
         ),
         "wdist_formation_energy": wasserstein(sample_energy, ref_energy),
         "sg_jsd": spacegroup_jsd(

@@ -48,11 +48,11 @@ def plot_distributions(
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     rows = values.get("sample_wdist_rows", np.flatnonzero(samples.valid))
     panels = (
-        ("density (g/cm$^3$)", samples.density[rows], reference.density[reference.valid], 40),
+        ("density (g/cm$^3$)", samples.density[rows], reference.density, 40),
         (
             "number of elements",
             samples.num_elements[rows],
-            reference.num_elements[reference.valid],
+            reference.num_elements[reference.num_elements > 0],
             np.arange(0.5, 9.5),
         ),
         (
@@ -79,18 +79,29 @@ def plot_distributions(
     return _save(figure, path)
 
 
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 3] + "..."
+
+
 def plot_templates(samples: CrystalSummary, train: CrystalSummary, path: Path) -> str:
-    """Most frequent Wyckoff templates among samples, coloured by presence in TRAIN."""
+    """Most frequent Wyckoff templates among samples, coloured by presence in TRAIN, and the
+    numbers of distinct templates found in / absent from TRAIN."""
     counts = Counter(t for t in samples.template if t)
     train_templates = set(train.template)
     top = counts.most_common(TOP_TEMPLATES)
-    figure, axis = plt.subplots(figsize=(11, 4))
+    figure, (axis, totals) = plt.subplots(
+        1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [5, 1]}
+    )
     if top:
         labels = [t for t, _ in top]
         colors = ["C0" if t in train_templates else "C3" for t in labels]
         axis.bar(range(len(top)), [c for _, c in top], color=colors)
-        axis.set_xticks(range(len(top)), labels, rotation=75, fontsize=7)
+        axis.set_xticks(range(len(top)), [_short(t) for t in labels], rotation=75, fontsize=7)
     axis.set(ylabel="samples", title="most frequent Wyckoff templates (blue: in train, red: new)")
+    seen = sum(1 for t in counts if t in train_templates)
+    totals.bar([0, 1], [seen, len(counts) - seen], color=["C0", "C3"])
+    totals.set_xticks([0, 1], ["in train", "new"])
+    totals.set(title="distinct templates")
     return _save(figure, path)
 
 

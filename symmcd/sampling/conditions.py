@@ -347,10 +347,17 @@ def no_template_message(
 
 
 def template_weights(
-    templates: Sequence[WyckoffTemplate], orbit_distribution: np.ndarray | None
+    templates: Sequence[WyckoffTemplate],
+    orbit_distribution: np.ndarray | None,
+    position_log_prob: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Probabilities over a group's templates, proportional to how often the training data had
-    that many orbits in the group (uniform where the data says nothing)."""
+    """Probabilities over a group's templates.
+
+    Proportional to how often the training data had that many orbits in the group (uniform
+    where the data says nothing), times the geometric mean over the template's orbits of
+    exp(position_log_prob[position]) when given: templates made of positions the data uses
+    often (e.g. general positions rather than only fixed points) are drawn more often.
+    """
     sizes = np.array([template.num_orbits for template in templates])
     weights = np.ones(len(templates))
     if orbit_distribution is not None:
@@ -358,7 +365,19 @@ def template_weights(
         looked_up = np.where(sizes < dist.size, dist[np.minimum(sizes, dist.size - 1)], 0.0)
         if looked_up.sum() > 0:
             weights = looked_up
+    if position_log_prob is not None:
+        mean_log = np.array(
+            [np.mean(position_log_prob[list(t.wyckoff_indices)]) for t in templates]
+        )
+        weights = weights * np.exp(mean_log - mean_log.max())
     return weights / weights.sum()
+
+
+def position_log_probabilities(site_marginals: np.ndarray, site_classes: np.ndarray) -> np.ndarray:
+    """Log-probability of each Wyckoff position of a group under the group's per-direction
+    site-symmetry marginals (15, 13), directions taken as independent: (num positions,)."""
+    probabilities = site_marginals[np.arange(site_classes.shape[1]), site_classes]
+    return np.log(np.maximum(probabilities, 1e-12)).sum(axis=1)
 
 
 def all_spacegroups() -> tuple[int, ...]:

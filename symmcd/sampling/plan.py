@@ -7,7 +7,8 @@ All draws use one numpy Generator seeded by the user's seed, so plans are reprod
 - Without a formula: the number of orbits from that group's training histogram (pooled over all
   groups when the group has no data), at least 1.
 - With a formula: only groups with at least one template are eligible; the template is drawn
-  with weights proportional to how often the group had that many orbits in training.
+  with weights proportional to how often the group had that many orbits in training, times the
+  geometric mean of its positions' likelihood under the group's site-symmetry marginals.
 """
 
 from __future__ import annotations
@@ -70,15 +71,27 @@ def plan_formula(
     weights = conditions.spacegroup_weights(statistics.spacegroup_distribution(), feasible)
     drawn = rng.choice(np.arange(1, 231), size=n, p=weights)
     found = conditions.formula_templates(counts, sorted(set(drawn.tolist())), *limits)
+    site_marginals = statistics.site_symmetry_marginals()
+    weights_by_group = {
+        group: conditions.template_weights(
+            templates,
+            statistics.num_orbits_distribution(group),
+            conditions.position_log_probabilities(site_marginals[group - 1], group_classes(group)),
+        )
+        for group, templates in found.items()
+    }
     plans = []
     for spacegroup in drawn:
-        templates = found[int(spacegroup)]
-        orbit_weights = conditions.template_weights(
-            templates, statistics.num_orbits_distribution(int(spacegroup))
-        )
-        template = templates[int(rng.choice(len(templates), p=orbit_weights))]
+        templates, weights = found[int(spacegroup)], weights_by_group[int(spacegroup)]
+        template = templates[int(rng.choice(len(templates), p=weights))]
         plans.append(template_plan(template))
     return plans
+
+
+def group_classes(spacegroup: int) -> np.ndarray:
+    """(num positions, 15) site-symmetry classes of a group's Wyckoff positions, local order."""
+    first, last = tables.SG_FIRST_WYCKOFF[spacegroup - 1], tables.SG_FIRST_WYCKOFF[spacegroup]
+    return tables.WP_SITE_SYMMETRY[first:last]
 
 
 def template_plan(template: conditions.WyckoffTemplate) -> CrystalPlan:

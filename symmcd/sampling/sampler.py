@@ -98,6 +98,7 @@ def sample(
     seed: int = 0,
     progress: bool = True,
     precision: str = "32",
+    max_attempts: int = 3,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
 
@@ -106,10 +107,15 @@ def sample(
     elements restricts the element chains to a set; formula fixes the composition exactly
     through Wyckoff templates (elements and site symmetry clamped during denoising).
     steps defaults to the checkpoint's `sampling_steps` (else all trained steps); precision
-    "bf16" runs the network under bfloat16 autocast (faster on CPU, opt-in).
+    "bf16" runs the network under bfloat16 autocast (faster on CPU, opt-in). max_attempts > 1
+    re-draws crystals flagged `collapsed` or not `symmetry_ok` (same plan, fresh noise) up to
+    that many draws in all; metadata `attempts` counts the draws. The default 3 makes (nearly)
+    every output carry the symmetry it claims; max_attempts=1 keeps and flags every first draw
+    (the published protocol, whose validity figures count such crystals as failures).
     """
     n = positive_int("n", n)
     batch_size = positive_int("batch_size", batch_size)
+    max_attempts = positive_int("max_attempts", max_attempts)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed: {seed!r} must be a non-negative integer")
     groups = conditions.parse_spacegroups(spacegroups)
@@ -132,24 +138,59 @@ def sample(
     schedule = loop.timestep_pairs(loaded.diffusion.num_steps, default_steps(loaded, steps))
     plans = make_plans(n, statistics, groups, counts, int(seed))
 
-    generator = torch.Generator().manual_seed(int(seed))
+    settings = {
+        "schedule": schedule,
+        "generator": torch.Generator().manual_seed(int(seed)),
+        "element_allowed": element_allowed,
+        "run_info": {"requested_spacegroups": list(groups or []), "steps": len(schedule)},
+    }
     crystals: list[SampledCrystal] = []
     bar = tqdm(total=n * len(schedule), disable=not progress, desc="sampling", unit="crystal-step")
     with bar:
         for start in range(0, n, batch_size):
             batch_plans = plans[start : start + batch_size]
-            units, fixed = loop.denoise_batch(
-                model,
-                loaded.diffusion,
-                batch_plans,
-                schedule,
-                generator,
-                element_allowed=element_allowed,
-                on_step=functools.partial(bar.update, len(batch_plans)),
-            )
-            run_info = {"requested_spacegroups": list(groups or []), "steps": len(schedule)}
-            crystals.extend(unfold(units, fixed, [dict(run_info) for _ in batch_plans]))
+            batch = denoise_and_unfold(model, loaded.diffusion, batch_plans, **settings, bar=bar)
+            for attempt in range(2, max_attempts + 1):
+                retry = [i for i, crystal in enumerate(batch) if needs_redraw(crystal)]
+                if not retry:
+                    break
+                again = denoise_and_unfold(
+                    model, loaded.diffusion, [batch_plans[i] for i in retry], **settings
+                )
+                for i, crystal in zip(retry, again, strict=True):
+                    crystal.metadata["attempts"] = attempt
+                    batch[i] = crystal
+            crystals.extend(batch)
     return crystals
+
+
+def needs_redraw(crystal: SampledCrystal) -> bool:
+    """Collapsed crystals, and crystals whose atoms have more symmetry than the sampled group."""
+    return bool(crystal.metadata["collapsed"] or not crystal.metadata["symmetry_ok"])
+
+
+def denoise_and_unfold(
+    model: torch.nn.Module,
+    diffusion,
+    plans: Sequence[plan.CrystalPlan],
+    schedule: Sequence[tuple[int, int]],
+    generator: torch.Generator,
+    element_allowed: torch.Tensor,
+    run_info: dict,
+    bar=None,
+) -> list[SampledCrystal]:
+    """Reverse diffusion for a batch of plans, then projection and replication."""
+    units, fixed = loop.denoise_batch(
+        model,
+        diffusion,
+        plans,
+        schedule,
+        generator,
+        element_allowed=element_allowed,
+        on_step=functools.partial(bar.update, len(plans)) if bar is not None else None,
+    )
+    metadata = [{**run_info, "attempts": 1} for _ in plans]
+    return unfold(units, fixed, metadata)
 
 
 def sample_to_dir(
@@ -167,6 +208,7 @@ def sample_to_dir(
     formats: str | Sequence[str] = ("cif",),
     overwrite: bool = False,
     precision: str = "32",
+    max_attempts: int = 3,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
     summary.json); returns the summary. Nothing is left behind on error."""
@@ -185,6 +227,7 @@ def sample_to_dir(
         seed=seed,
         progress=progress,
         precision=precision,
+        max_attempts=max_attempts,
     )
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
@@ -199,6 +242,7 @@ def sample_to_dir(
             "batch_size": batch_size,
             "seed": seed,
             "precision": precision,
+            "max_attempts": max_attempts,
             "checkpoint": checkpoint_label(checkpoint),
         }
         summary["out_dir"] = str(out)
@@ -227,5 +271,6 @@ def run_summary(crystals: Sequence[SampledCrystal], sample_seconds: float, secon
         "sampling_seconds": round(sample_seconds, 3),
         "crystals_per_second": round(n / seconds, 4) if seconds > 0 else None,
         "collapsed": sum(bool(c.metadata.get("collapsed")) for c in crystals),
+        "redrawn": sum(c.metadata.get("attempts", 1) > 1 for c in crystals),
         "spacegroups": len({c.metadata["spacegroup"] for c in crystals}),
     }

@@ -10,6 +10,7 @@ of a crystal project onto the same one, all but the closest move to their next-b
 (counted in ``reassigned_orbits``). Atoms that end up close to each other otherwise are not
 repaired: the crystal is kept and its metadata says ``collapsed: true`` (shortest interatomic
 distance below 0.5 A, also recorded), so that callers and evaluations can see and count them.
+``symmetry_ok`` records whether spglib (symprec 0.1) finds exactly the sampled group and orbits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import spglib
 from pymatgen.core import Element, Lattice, Structure
 
 from symmcd.sampling.writers import Orbit, SampledCrystal
@@ -24,6 +26,7 @@ from symmcd.symmetry import tables, wyckoff
 from symmcd.symmetry.lattice import apply_k_constraints_batch, k_to_lattices
 
 COLLAPSE_DISTANCE = 0.5  # Angstrom; closer atoms mean two orbits collapsed onto each other
+SYMMETRY_CHECK_SYMPREC = 0.1  # the tolerance of scripts/check_samples.py
 ELEMENT_SYMBOLS = tuple(Element.from_Z(z).symbol for z in range(1, 101))
 
 
@@ -205,7 +208,25 @@ def crystal_metadata(
         "coord_distance_max": float(np.max(coord_distance)),
         "min_distance": round(shortest, 4),
         "collapsed": bool(shortest < COLLAPSE_DISTANCE),
+        "symmetry_ok": symmetry_holds(
+            structure, spacegroup, tables.WP_MULTIPLICITY[global_wp_index]
+        ),
     }
+
+
+def symmetry_holds(structure: Structure, spacegroup: int, multiplicities: np.ndarray) -> bool:
+    """Whether spglib (symprec 0.1) finds exactly `spacegroup`, with one orbit per sampled orbit
+    of the same multiplicity. False for accidental supergroups, e.g. a chain of atoms on 2a and
+    2b of P6_3/mmc that is really P6/mmm with half the cell."""
+    cell = (structure.lattice.matrix, structure.frac_coords, structure.atomic_numbers)
+    try:
+        dataset = spglib.get_symmetry_dataset(cell, symprec=SYMMETRY_CHECK_SYMPREC)
+    except Exception:  # spglib raises on degenerate cells (overlapping atoms)
+        return False
+    if dataset is None or int(dataset.number) != spacegroup:
+        return False
+    orbit_sizes = np.unique(dataset.equivalent_atoms, return_counts=True)[1]
+    return sorted(orbit_sizes.tolist()) == sorted(np.asarray(multiplicities).tolist())
 
 
 def wyckoff_label(spacegroup: int, atom_types: np.ndarray, global_wp_index: np.ndarray) -> str:
