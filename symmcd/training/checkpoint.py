@@ -108,8 +108,13 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        # unpickling junk yields bare numbers or opcodes as messages: say what it means instead
+        reason = detail if len(detail) > 12 and not detail.isdigit() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: not a readable torch file, corrupt or truncated "
+            f"({reason})"
+        ) from None
 
 
 def _denoiser_weights(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
