@@ -32,7 +32,7 @@ def detected_spacegroup(structure) -> int | None:
     return None if dataset is None else int(dataset.number)
 
 
-def measure(args: argparse.Namespace, steps: int) -> dict:
+def measure(args: argparse.Namespace, steps: int, reference: list[int]) -> dict:
     started = time.perf_counter()
     crystals = sample(
         args.n,
@@ -49,7 +49,6 @@ def measure(args: argparse.Namespace, steps: int) -> dict:
     struct_valid, comp_valid = validity_flags(structures)
     detected = [detected_spacegroup(s) for s in structures]
     sampled = [crystal.metadata["spacegroup"] for crystal in crystals]
-    reference = pd.read_csv(TEST_SPLIT)["spacegroup.number"].astype(int).tolist()
     return {
         "steps": steps,
         "struct_valid": float(struct_valid.mean()),
@@ -72,7 +71,8 @@ def main() -> None:
         "--max-attempts", type=int, default=1, help="draws per crystal (1: published protocol)"
     )
     args = parser.parse_args()
-    rows = [measure(args, int(steps)) for steps in args.steps.split(",")]
+    reference = pd.read_csv(TEST_SPLIT)["spacegroup.number"].astype(int).tolist()
+    rows = [measure(args, int(steps), reference) for steps in args.steps.split(",")]
     model = args.checkpoint or "shipped model (symmcd/models/default.pt)"
     print(
         f"{args.n} crystals per row, seed {args.seed}, model: {model}, precision {args.precision},"

@@ -141,21 +141,27 @@ def test_empty_folder_and_missing_reference_raise_input_error(tmp_path):
         evaluate(tmp_path / "samples", tmp_path / "nope.csv", None, tmp_path / "out")
 
 
-def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
+def _evaluate_against_themselves(tmp_path, monkeypatch, crystals, broken, **kwargs) -> dict:
+    """Evaluate `crystals` (+ `broken` unreadable CIFs) with REF = crystals, TRAIN = [silicon]."""
     monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
-    crystals = [rock_salt(), cesium_chloride(), silicon(), magnesium_oxide()]
-    _write_samples(tmp_path / "samples", crystals, broken=1)
+    _write_samples(tmp_path / "samples", crystals, broken=broken)
     _write_csv(tmp_path / "ref.csv", crystals)
     _write_csv(tmp_path / "train.csv", [silicon()])
-    out = tmp_path / "out"
-    metrics = evaluate(
+    return evaluate(
         tmp_path / "samples",
         tmp_path / "ref.csv",
         [tmp_path / "train.csv"],
-        out,
+        tmp_path / "out",
         workers=1,
         progress=False,
+        **kwargs,
     )
+
+
+def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
+    crystals = [rock_salt(), cesium_chloride(), silicon(), magnesium_oxide()]
+    out = tmp_path / "out"
+    metrics = _evaluate_against_themselves(tmp_path, monkeypatch, crystals, broken=1)
     assert metrics["n"] == 5
     assert metrics["valid"] == pytest.approx(4 / 5)  # the unreadable CIF stays in the denominator
     assert metrics["cov_recall"] == 1.0 and metrics["cov_precision"] == pytest.approx(4 / 5)
@@ -180,24 +186,11 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_evaluate_with_relaxation_reports_stability(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
     crystals = [rock_salt(), magnesium_oxide()]
-    _write_samples(tmp_path / "samples", crystals, broken=0)
-    _write_csv(tmp_path / "ref.csv", crystals)
-    _write_csv(tmp_path / "train.csv", [silicon()])
-    out = tmp_path / "out"
-    metrics = evaluate(
-        tmp_path / "samples",
-        tmp_path / "ref.csv",
-        [tmp_path / "train.csv"],
-        out,
-        relax=2,
-        workers=1,
-        progress=False,
-    )
+    metrics = _evaluate_against_themselves(tmp_path, monkeypatch, crystals, broken=0, relax=2)
     assert metrics["n_relaxed"] == 2
     for key in ("stable", "metastable", "sun", "msun", "ssun", "stable_fixsym"):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["metastable"] >= metrics["stable"] >= metrics["sun"] >= metrics["ssun"]
-    records = (out / "relaxed" / "relaxed.jsonl").read_text().splitlines()
+    records = (tmp_path / "out" / "relaxed" / "relaxed.jsonl").read_text().splitlines()
     assert len(records) == 4  # two crystals, free and symmetric
