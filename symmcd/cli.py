@@ -128,6 +128,7 @@ def _cmd_relax(args: argparse.Namespace) -> None:
         keep_symmetry=args.keep_symmetry,
         steps=args.steps,
         fmax=args.fmax,
+        workers=args.workers,
     )
     print(summary)
 
@@ -194,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-attempts",
         type=int,
-        default=3,
+        default=10,
         help="draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
-        "is redrawn, up to N draws in all (3; 1 keeps every first draw)",
+        "is redrawn, up to N draws in all (10; 1 keeps every first draw)",
     )
     p.set_defaults(func=_cmd_sample)
 
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-symmetry", action="store_true", help="ASE FixSymmetry constraint")
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--fmax", type=float, default=0.1)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=_cmd_relax)
     return parser
 

@@ -63,3 +63,26 @@ def test_relax_dir_relaxes_rock_salt_keeping_symmetry(tmp_path):
     assert -2.5 < record["formation_energy_per_atom"] < -1.5  # DFT: about -2.1 eV/atom
     relaxed = Structure.from_file(tmp_path / "out" / "nacl.cif")
     assert 5.5 < relaxed.lattice.a < 5.85
+
+
+@pytest.mark.slow
+def test_relax_dir_in_parallel_keeps_order_and_counts_unreadable_files(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name, a in (("a_nacl", 5.9), ("c_nacl", 5.4)):
+        salt = Structure.from_spacegroup(
+            "Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+        )
+        salt.to(filename=str(tmp_path / "in" / f"{name}.cif"), fmt="cif")
+    (tmp_path / "in" / "b_broken.cif").write_text("data_broken\n_cell_length_a 1\n")
+    serial = relax_dir(tmp_path / "in", tmp_path / "one", steps=5, progress=False, workers=1)
+    parallel = relax_dir(tmp_path / "in", tmp_path / "two", steps=5, progress=False, workers=2)
+    assert serial == {**parallel, "mean_seconds": serial["mean_seconds"]}
+    assert parallel["n"] == 3 and parallel["relaxed"] == 2 and parallel["failed"] == 1
+    one, two = (
+        [json.loads(line) for line in (tmp_path / d / "relaxed.jsonl").read_text().splitlines()]
+        for d in ("one", "two")
+    )
+    assert [r["file"] for r in two] == ["a_nacl.cif", "b_broken.cif", "c_nacl.cif"]
+    assert two[1]["error"] == "unreadable"
+    for a, b in ((one[0], two[0]), (one[2], two[2])):
+        assert a["energy_per_atom"] == pytest.approx(b["energy_per_atom"], abs=1e-4)

@@ -183,8 +183,9 @@ def test_bfloat16_autocast_samples_valid_crystals(toy_model):
     assert all(np.isfinite(c.structure.lattice.matrix).all() for c in crystals)
 
 
-def test_collapsed_crystals_can_be_redrawn(toy_model):
-    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False)
+@pytest.mark.parametrize("batch_size", [500, 7])  # 7: redraws pooled over several batches
+def test_collapsed_crystals_can_be_redrawn(toy_model, batch_size):
+    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False, batch_size=batch_size)
     kept = sample(30, max_attempts=1, **kwargs)
     redrawn = sample(30, max_attempts=3, **kwargs)
     assert any(c.metadata["collapsed"] for c in kept)  # a random model collapses now and then
@@ -197,3 +198,15 @@ def test_collapsed_crystals_can_be_redrawn(toy_model):
         if not before.metadata["collapsed"] and before.metadata["symmetry_ok"]:  # same first draw
             assert after.metadata["attempts"] == 1
             assert after.metadata["wyckoff"] == before.metadata["wyckoff"]
+
+
+def test_formula_redraws_switch_to_fresh_templates(toy_model):
+    """A random network collapses often; late redraws of a formula run draw new templates and
+    every crystal keeps the exact composition."""
+    kwargs = dict(checkpoint=toy_model, formula="Li2O", steps=2, seed=0, progress=False)
+    crystals = sample(24, max_attempts=4, **kwargs)
+    assert any(c.metadata["attempts"] >= 3 for c in crystals)  # the re-planning path ran
+    for crystal in crystals:
+        assert crystal.structure.composition.reduced_formula == "Li2O"
+    again = sample(24, max_attempts=4, **kwargs)
+    assert [c.metadata["wyckoff"] for c in crystals] == [c.metadata["wyckoff"] for c in again]

@@ -113,6 +113,30 @@ def test_mp20_roundtrip_many():
             _check_roundtrip(cif, recorded)
 
 
+def test_group_is_that_of_the_idealised_cell():
+    """mp-998306 is Amm2 to spglib (symprec 0.1), but its Amm2-idealised cell is Pm-3m within
+    the same tolerance: the unit takes the group its own rebuilt cell has."""
+    from symmcd.evaluation.io import PACKAGE_DATA
+
+    frame = pd.read_csv(PACKAGE_DATA / "test.csv.gz")
+    cif = frame.loc[frame["material_id"] == "mp-998306", "cif"].iloc[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_str(cif, fmt="cif")
+        original = spglib.get_symmetry_dataset(
+            (structure.lattice.matrix, structure.frac_coords, structure.atomic_numbers),
+            symprec=0.1,
+            angle_tolerance=5.0,
+        )
+        unit = AsymmetricUnit.from_structure(structure)
+        rebuilt = unit.to_structure()
+        cell = (rebuilt.lattice.matrix, rebuilt.frac_coords, rebuilt.atomic_numbers)
+        assert original.number == 38
+        assert unit.spacegroup == 221
+        assert spglib.get_symmetry_dataset(cell, symprec=0.1).number == 221
+        assert StructureMatcher().fit(structure, rebuilt)
+
+
 def test_incomplete_orbit_raises_symmetry_error():
     from symmcd.errors import SymmetryError
     from symmcd.symmetry.asymmetric_unit import assign_orbits

@@ -263,7 +263,15 @@ def evaluate(
     relax_records: list[dict] = []
     if relax > 0:
         stability, relax_records = stability_metrics(
-            sample_set, sample_summary, unique, novel, relax, seed, out_dir / "relaxed", progress
+            sample_set,
+            sample_summary,
+            unique,
+            novel,
+            relax,
+            seed,
+            out_dir / "relaxed",
+            progress,
+            workers,
         )
         metrics.update(stability)
         clock = lap("relax", clock)

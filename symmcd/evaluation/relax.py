@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import multiprocessing
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tqdm import tqdm
 from symmcd.errors import InputError
 from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
 from symmcd.evaluation.io import read_cif_file
+from symmcd.evaluation.summary import default_workers
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 
 DEFAULT_STEPS = 500
@@ -89,6 +92,47 @@ def relax_structure(
     )
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _relax_job(job: tuple[Structure, bool, int, float]) -> RelaxResult:
+    return relax_structure(*job)
+
+
+def relax_many(
+    structures: Sequence[Structure],
+    keep_symmetry: bool = False,
+    steps: int = DEFAULT_STEPS,
+    fmax: float = DEFAULT_FMAX,
+    workers: int | None = None,
+    progress: bool = True,
+    label: str = "relax",
+) -> Iterator[RelaxResult]:
+    """Relax structures in order, over ``workers`` processes (default: all cores).
+
+    Each worker runs CHGNet on one thread: on a few cores, separate crystals in parallel go
+    faster than one crystal on several threads. Workers are spawned, not forked, because the
+    parent may already hold an initialised torch thread pool.
+    """
+    workers = min(workers or default_workers(), max(len(structures), 1))
+    jobs = [(structure, keep_symmetry, steps, fmax) for structure in structures]
+    bar = tqdm(total=len(jobs), desc=label, disable=not progress, unit="crystal")
+    with bar:
+        if workers <= 1:
+            for job in jobs:
+                yield _relax_job(job)
+                bar.update()
+            return
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_one_thread) as pool:
+            for result in pool.imap(_relax_job, jobs):
+                yield result
+                bar.update()
+
+
 def result_record(name: str, result: RelaxResult, keep_symmetry: bool) -> dict:
     """JSON-ready record of a relaxation (the structure itself is written as a CIF)."""
     record = {"file": name, "keep_symmetry": keep_symmetry}
@@ -103,8 +147,10 @@ def relax_dir(
     steps: int = DEFAULT_STEPS,
     fmax: float = DEFAULT_FMAX,
     progress: bool = True,
+    workers: int | None = None,
 ) -> dict:
-    """Relax every CIF of ``cif_dir`` into ``out_dir`` (same names) + ``relaxed.jsonl``.
+    """Relax every CIF of ``cif_dir`` into ``out_dir`` (same names) + ``relaxed.jsonl``, over
+    ``workers`` processes (default: all cores).
 
     Returns a summary: counts of crystals, converged and failed ones, mean steps and seconds.
     """
@@ -115,19 +161,21 @@ def relax_dir(
     if not files:
         raise InputError(f"no .cif files in {cif_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = []
-    for path in tqdm(files, desc="relax", disable=not progress, unit="crystal"):
-        name = str(path.relative_to(cif_dir))
-        structure = read_cif_file(path)
-        if structure is None:
-            records.append({"file": name, "keep_symmetry": keep_symmetry, "error": "unreadable"})
-            continue
-        result = relax_structure(structure, keep_symmetry, steps, fmax)
+    names = [str(path.relative_to(cif_dir)) for path in files]
+    structures = [read_cif_file(path) for path in files]
+    readable = [i for i, structure in enumerate(structures) if structure is not None]
+    records: list[dict] = [
+        {"file": name, "keep_symmetry": keep_symmetry, "error": "unreadable"} for name in names
+    ]
+    results = relax_many(
+        [structures[i] for i in readable], keep_symmetry, steps, fmax, workers, progress
+    )
+    for i, result in zip(readable, results, strict=True):
         if result.structure is not None:
-            target = out_dir / name
+            target = out_dir / names[i]
             target.parent.mkdir(parents=True, exist_ok=True)
             result.structure.to(filename=str(target), fmt="cif")
-        records.append(result_record(name, result, keep_symmetry))
+        records[i] = result_record(names[i], result, keep_symmetry)
     with open(out_dir / "relaxed.jsonl", "w") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")

@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from symmcd.evaluation.distributions import seeded_subsample
 from symmcd.evaluation.hull import METASTABLE, STABLE, energy_above_hull
 from symmcd.evaluation.io import CrystalSet
-from symmcd.evaluation.relax import relax_structure, result_record
+from symmcd.evaluation.relax import relax_many, result_record
 from symmcd.evaluation.summary import CrystalSummary
 
 
@@ -48,8 +47,10 @@ def stability_metrics(
     seed: int,
     out_dir: Path,
     progress: bool = True,
+    workers: int | None = None,
 ) -> tuple[dict, list[dict]]:
-    """Relax up to ``count`` valid samples (seeded choice) both ways; return metrics + records."""
+    """Relax up to ``count`` valid samples (seeded choice) both ways, over ``workers``
+    processes; return metrics + records."""
     rows = seeded_subsample(np.flatnonzero(summary.valid), count, seed)
     metrics: dict = {"n_relaxed": int(len(rows))}
     records: list[dict] = []
@@ -60,9 +61,11 @@ def stability_metrics(
         after = np.zeros(len(rows), dtype=int)
         seconds = []
         label = "relax (symmetric)" if keep_symmetry else "relax (free)"
-        for k, index in enumerate(tqdm(rows, desc=label, disable=not progress)):
-            structure = crystals.structures[index]
-            result = relax_structure(structure, keep_symmetry=keep_symmetry)
+        structures = [crystals.structures[index] for index in rows]
+        results = relax_many(
+            structures, keep_symmetry, workers=workers, progress=progress, label=label
+        )
+        for k, (index, structure, result) in enumerate(zip(rows, structures, results, strict=True)):
             e_hull[k] = energy_above_hull(structure.composition, result.formation_energy_per_atom)
             after[k] = result.spacegroup_after or 0
             seconds.append(result.seconds)

@@ -98,7 +98,7 @@ def sample(
     seed: int = 0,
     progress: bool = True,
     precision: str = "32",
-    max_attempts: int = 3,
+    max_attempts: int = 10,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
 
@@ -109,7 +109,8 @@ def sample(
     steps defaults to the checkpoint's `sampling_steps` (else all trained steps); precision
     "bf16" runs the network under bfloat16 autocast (faster on CPU, opt-in). max_attempts > 1
     re-draws crystals flagged `collapsed` or not `symmetry_ok` (same plan, fresh noise) up to
-    that many draws in all; metadata `attempts` counts the draws. The default 3 makes (nearly)
+    that many draws in all (formula runs switch a crystal that still fails after half of them to
+    a fresh template); metadata `attempts` counts the draws. The default 10 makes (nearly)
     every output carry the symmetry it claims; max_attempts=1 keeps and flags every first draw
     (the published protocol, whose validity figures count such crystals as failures).
     """
@@ -149,18 +150,30 @@ def sample(
     with bar:
         for start in range(0, n, batch_size):
             batch_plans = plans[start : start + batch_size]
-            batch = denoise_and_unfold(model, loaded.diffusion, batch_plans, **settings, bar=bar)
-            for attempt in range(2, max_attempts + 1):
-                retry = [i for i, crystal in enumerate(batch) if needs_redraw(crystal)]
-                if not retry:
-                    break
+            crystals.extend(
+                denoise_and_unfold(model, loaded.diffusion, batch_plans, **settings, bar=bar)
+            )
+        # Redraws are pooled over the whole run so that they, too, run in full batches.
+        for attempt in range(2, max_attempts + 1):
+            retry = [i for i, crystal in enumerate(crystals) if needs_redraw(crystal)]
+            if not retry:
+                break
+            if counts is not None and attempt > (max_attempts + 1) // 2:
+                # a template that keeps collapsing may have no room for its orbits: draw another
+                rng = np.random.default_rng((int(seed), attempt))
+                fresh = plan.plan_formula(len(retry), statistics, counts, groups, rng)
+                for i, new_plan in zip(retry, fresh, strict=True):
+                    plans[i] = new_plan
+            bar.total += len(retry) * len(schedule)
+            bar.set_description(f"sampling (redraw {attempt - 1}: {len(retry)} crystals)")
+            for start in range(0, len(retry), batch_size):
+                chunk = retry[start : start + batch_size]
                 again = denoise_and_unfold(
-                    model, loaded.diffusion, [batch_plans[i] for i in retry], **settings
+                    model, loaded.diffusion, [plans[i] for i in chunk], **settings, bar=bar
                 )
-                for i, crystal in zip(retry, again, strict=True):
+                for i, crystal in zip(chunk, again, strict=True):
                     crystal.metadata["attempts"] = attempt
-                    batch[i] = crystal
-            crystals.extend(batch)
+                    crystals[i] = crystal
     return crystals
 
 
@@ -208,7 +221,7 @@ def sample_to_dir(
     formats: str | Sequence[str] = ("cif",),
     overwrite: bool = False,
     precision: str = "32",
-    max_attempts: int = 3,
+    max_attempts: int = 10,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
     summary.json); returns the summary. Nothing is left behind on error."""

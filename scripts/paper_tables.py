@@ -1,0 +1,162 @@
+"""The README's comparison with the method's published MP-20 results, one command per row set.
+
+Samples N crystals with the shipped model (or --checkpoint), one draw per crystal
+(`max_attempts=1`, the published protocol: collapsed or off-symmetry crystals count as failures),
+either over all space groups (`--set all`) or restricted to the 10 most common MP-20 groups
+(`--set top10`); evaluates them against the whole MP-20 test split and the shipped training data,
+relaxing a seeded subsample of `--relax` valid samples with CHGNet; prints the metrics table and
+the Wyckoff-template table as markdown, beside the paper's figures.
+
+    python scripts/paper_tables.py --set all --out RUN_DIR [--n 10000] [--relax 100]
+    python scripts/paper_tables.py --set top10 --out RUN_DIR [--n 10000] [--relax 100]
+
+RUN_DIR/samples is reused when it exists and was written with the same settings (so a long run
+can be evaluated, or re-printed, without sampling again); RUN_DIR/eval holds metrics.json and the
+HTML report. The fingerprints of the test and training sets are cached (~/.cache/symmcd).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+from symmcd.evaluation import evaluate
+from symmcd.sampling import sample_to_dir
+from symmcd.sampling.sampler import load_model
+
+TOP10 = (2, 12, 14, 62, 63, 139, 166, 194, 221, 225)
+
+# SymmCD paper (MP-20, 10,000 samples); stable and S.U.N. in % of relaxed samples.
+PAPER = {
+    "all": (94.32, 85.85, 99.64, 98.87, 0.0899, 9.4, 7.0),
+    "top10": (97.31, 87.10, 97.21, 99.42, 0.4737, 11.7, 9.9),
+}
+PAPER_TEMPLATES = (2794, 40.8, 1654)
+TARGETS = "struct. valid >= 99 %, comp. valid >= 88 %, SG JSD <= 0.07, new templates >= 2,000 "
+TARGETS += "per 10,000, S.U.N. >= 10 %"
+
+
+def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
+    """Sample into `folder` unless it already holds a run with the same settings."""
+    spacegroups = list(TOP10) if args.set == "top10" else []
+    summary_path = folder / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        conditions = summary["conditions"]
+        same = (
+            summary["n"] == args.n
+            and conditions["spacegroups"] == spacegroups
+            and conditions["seed"] == args.seed
+            and conditions["max_attempts"] == 1
+        )
+        if not same:
+            raise SystemExit(f"{folder} holds a run with other settings; pick another --out")
+        print(f"reusing samples in {folder}")
+        return summary
+    return sample_to_dir(
+        folder,
+        args.n,
+        checkpoint=args.checkpoint,
+        spacegroups=spacegroups or None,
+        seed=args.seed,
+        max_attempts=1,
+    )
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def model_line(checkpoint: str | None) -> str:
+    loaded = load_model(checkpoint)
+    parameters = sum(p.numel() for p in loaded.model.parameters())
+    meta = getattr(loaded, "metadata", {})
+    hardware = meta.get("hardware", {})
+    return (
+        f"model: {checkpoint or 'shipped default.pt'}, {parameters / 1e6:.2f} M parameters, "
+        f"{meta.get('epochs', '?')} epochs ({meta.get('wall_seconds', 0) / 3600:.1f} h on "
+        f"{hardware.get('cpu_count', '?')} x {hardware.get('machine', '?')} CPU cores, "
+        f"{hardware.get('accelerator', '?')}), val loss {meta.get('val_loss', float('nan')):.3f}, "
+        f"{meta.get('sampling_steps', 'all')} sampling steps"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=("all", "top10"), required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--relax", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--checkpoint", default=None)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+
+    started = time.perf_counter()
+    summary = ensure_samples(args.out / "samples", args)
+    metrics_path = args.out / "eval" / "metrics.json"
+    if metrics_path.is_file() and json.loads(metrics_path.read_text()).get("relax") == args.relax:
+        print(f"reusing {metrics_path}")
+        metrics = json.loads(metrics_path.read_text())
+    else:
+        metrics = evaluate(
+            args.out / "samples",
+            None,
+            None,
+            args.out / "eval",
+            relax=args.relax,
+            workers=args.workers,
+            seed=args.seed,
+        )
+
+    label = "all SGs" if args.set == "all" else "10 SGs"
+    print()
+    print(model_line(args.checkpoint))
+    print(
+        f"samples: {summary['n']} ({label}), one draw per crystal, seed {args.seed}; sampling "
+        f"{summary['seconds']:.0f} s ({summary['crystals_per_second']:.2f} crystals/s); "
+        f"evaluation {metrics['seconds_total']:.0f} s; reference: {metrics['n_reference']} "
+        f"MP-20 test crystals; relaxed: {metrics.get('n_relaxed', 0)} valid samples"
+    )
+    print()
+    print("| | struct. valid | comp. valid | COV-R | COV-P | SG JSD | stable (relaxed) | S.U.N. |")
+    print("|---|---|---|---|---|---|---|---|")
+    paper = PAPER[args.set]
+    print(
+        f"| SymmCD paper, {label} | {paper[0]} | {paper[1]} | {paper[2]} | {paper[3]} | "
+        f"{paper[4]} | {paper[5]} | {paper[6]} |"
+    )
+    print(
+        f"| symmcd, {label} | {percent(metrics['struct_valid'])} | "
+        f"{percent(metrics['comp_valid'])} | {percent(metrics['cov_recall'])} | "
+        f"{percent(metrics['cov_precision'])} | {metrics['sg_jsd']:.4f} | "
+        f"{percent(metrics.get('stable'))} | {percent(metrics.get('sun'))} |"
+    )
+    print()
+    print("| | unique templates | share in train | new templates |")
+    print("|---|---|---|---|")
+    if args.set == "all":
+        print(
+            f"| SymmCD paper, {label} | {PAPER_TEMPLATES[0]:,} | {PAPER_TEMPLATES[1]} % | "
+            f"{PAPER_TEMPLATES[2]:,} |"
+        )
+    print(
+        f"| symmcd, {label} | {metrics['unique_templates']:,} | "
+        f"{percent(metrics['templates_in_train'])} % | {metrics['new_templates']:,} |"
+    )
+    print()
+    extra = ("sg_match", "p1_fraction", "unique", "novel", "wdist_density", "wdist_num_elements")
+    extra += ("wdist_formation_energy", "metastable", "msun", "ssun", "stable_fixsym")
+    extra += ("sun_fixsym", "seconds_per_relaxation", "seconds_per_relaxation_fixsym")
+    for key in extra:
+        print(f"{key}: {metrics.get(key)}")
+    print(f"targets: {TARGETS}")
+    print(f"wall time of this command: {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
