@@ -19,6 +19,7 @@ from pymatgen.core import Composition, Structure
 MIN_DISTANCE = 0.5  # Angstrom
 MIN_VOLUME = 0.1  # Angstrom^3
 OXIDATION_STATES_SET = "smact14"
+SMACT_OXIDATION_ATTRIBUTE = "oxidation_states_smact14"  # smact.Element's list for that set
 
 
 def structure_is_valid(
@@ -40,21 +41,62 @@ def structure_is_valid(
 
 @functools.lru_cache(maxsize=65536)
 def _reduced_formula_is_valid(formula: str) -> bool:
-    from smact.screening import smact_validity
+    """SMACT's ``smact_validity`` (Pauling test, alloys valid, smact14 set) of one formula."""
+    import smact
 
     try:
+        composition = Composition(formula)
+        symbols = [element.symbol for element in composition]
+        if len(symbols) == 1 or all(symbol in smact.metals for symbol in symbols):
+            return True
+        counts = [int(round(composition[symbol])) for symbol in symbols]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return bool(
-                smact_validity(
-                    Composition(formula),
-                    use_pauling_test=True,
-                    include_alloys=True,
-                    oxidation_states_set=OXIDATION_STATES_SET,
-                )
-            )
+            elements = [smact.Element(symbol) for symbol in symbols]
+        oxidation_states = [getattr(e, SMACT_OXIDATION_ATTRIBUTE) for e in elements]
+        electronegativities = [e.pauling_eneg for e in elements]
     except Exception:  # noqa: BLE001 - element unknown to SMACT: not a valid composition
         return False
+    if any(not states for states in oxidation_states) or None in electronegativities:
+        return False  # SMACT: no oxidation state, or a Pauling test that cannot pass
+    divisor = np.gcd.reduce(counts)
+    counts = [count // divisor for count in counts]
+    return neutral_with_pauling(oxidation_states, counts, electronegativities)
+
+
+def neutral_with_pauling(
+    oxidation_states: list[list[int]], counts: list[int], electronegativities: list[float]
+) -> bool:
+    """Whether one oxidation state per element makes the formula charge neutral with every
+    cation less electronegative than every anion.
+
+    The same answer as SMACT's exhaustive loop over all combinations (``itertools.product``),
+    found by a depth-first search that drops a branch as soon as the charge can no longer reach
+    zero or the Pauling order is broken: SMACT's loop takes hours on formulas with eight or more
+    elements, which poorly trained generators do produce.
+    """
+    n = len(counts)
+    low = [min(states) * count for states, count in zip(oxidation_states, counts, strict=True)]
+    high = [max(states) * count for states, count in zip(oxidation_states, counts, strict=True)]
+    rest_low = np.concatenate([np.cumsum(low[::-1])[::-1], [0]])
+    rest_high = np.concatenate([np.cumsum(high[::-1])[::-1], [0]])
+
+    def search(i: int, charge: int, max_cation: float, min_anion: float) -> bool:
+        if i == n:
+            return charge == 0
+        for state in oxidation_states[i]:
+            total = charge + state * counts[i]
+            if not rest_low[i + 1] <= -total <= rest_high[i + 1]:
+                continue
+            cation = max(max_cation, electronegativities[i]) if state > 0 else max_cation
+            anion = min(min_anion, electronegativities[i]) if state < 0 else min_anion
+            if cation >= anion:
+                continue
+            if search(i + 1, total, cation, anion):
+                return True
+        return False
+
+    return search(0, 0, -np.inf, np.inf)
 
 
 def composition_is_valid(composition: Composition | None) -> bool:
