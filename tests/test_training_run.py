@@ -117,11 +117,13 @@ def test_half_export_round_trip(trained_run, tmp_path):
         torch.testing.assert_close(a, b, rtol=2e-3, atol=1e-4, msg=name)
 
 
-def test_resume_continues_where_it_stopped(trained_run, prepared, tmp_path):
+def test_resume_continues_where_it_stopped(trained_run, prepared, tmp_path, capsys):
     run = tmp_path / "resumed"
     shutil.copytree(trained_run, run)
     (run / "model.pt").unlink()
     train("tiny", run, data_dir=prepared, max_epochs=3, resume=True)
+    # stderr is not a terminal here: one line per epoch instead of a progress bar
+    assert "epoch 2 | step " in capsys.readouterr().out
     last = lightning_ckpt(run / "last.ckpt")
     assert last["global_step"] == 3 * STEPS_PER_EPOCH
     val_epochs = sorted(int(r["epoch"]) for r in read_metrics(run) if r.get("val/loss"))

@@ -12,6 +12,7 @@ folder checks and writes that rank 0 already did.
 """
 
 import os
+import sys
 import time
 import warnings
 from datetime import timedelta
@@ -81,6 +82,7 @@ def train(
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    interactive = sys.stderr.isatty()  # a progress bar for terminals, one line per epoch in logs
     trainer = L.Trainer(
         default_root_dir=out_dir,
         max_epochs=cfg.max_epochs,
@@ -95,8 +97,9 @@ def train(
         callbacks=[
             LastCheckpoint(out_dir / LAST_CHECKPOINT, cfg.checkpoint_every_minutes),
             best_callback,
-            TQDMProgressBar(),
+            TQDMProgressBar() if interactive else EpochLine(),
         ],
+        enable_progress_bar=interactive,
         logger=_loggers(out_dir),
         log_every_n_steps=10,
         enable_model_summary=not is_launched_copy,
@@ -162,6 +165,25 @@ def _resolve_data_dir(data_dir: Path | None, is_launched_copy: bool) -> Path:
 
         prepare_mp20(DEFAULT_DATA_DIR)
     return DEFAULT_DATA_DIR
+
+
+class EpochLine(Callback):
+    """One line per epoch on stdout, for runs logged to a file (where a progress bar would
+    write a line per step)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        parts = [f"epoch {trainer.current_epoch}", f"step {trainer.global_step}"]
+        for key in ("train/loss_epoch", "val/loss"):
+            value = trainer.callback_metrics.get(key)
+            if value is not None:
+                parts.append(f"{key} {float(value):.4f}")
+        parts.append(f"{time.monotonic() - self.started:.0f} s")
+        print(" | ".join(parts), flush=True)
 
 
 class LastCheckpoint(Callback):
