@@ -62,9 +62,10 @@ def relax_structure(
     before, _ = spacegroup_and_template(structure)
     try:
         atoms = AseAtomsAdaptor.get_atoms(structure)
-        atoms.calc = CHGNetCalculator(
-            model=load_chgnet(), use_device="cpu", on_isolated_atoms="ignore"
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # "CHGNet will run on cpu", per crystal
+            atoms.calc = CHGNetCalculator(
+                model=load_chgnet(), use_device="cpu", on_isolated_atoms="ignore"
+            )
         if keep_symmetry:
             atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
