@@ -86,3 +86,18 @@ def test_relax_dir_in_parallel_keeps_order_and_counts_unreadable_files(tmp_path)
     assert two[1]["error"] == "unreadable"
     for a, b in ((one[0], two[0]), (one[2], two[2])):
         assert a["energy_per_atom"] == pytest.approx(b["energy_per_atom"], abs=1e-4)
+
+
+def test_volume_guard_stops_a_cell_that_blows_up():
+    from ase import Atoms
+
+    from symmcd.evaluation.relax import CellBlewUp, _volume_guard
+
+    atoms = Atoms("Na", cell=[3.0, 3.0, 3.0], pbc=True)
+    check = _volume_guard(atoms, atoms.get_volume())
+    check()  # unchanged: fine
+    atoms.set_cell([3.0, 3.0, 9.0])  # 3x: still fine
+    check()
+    atoms.set_cell([3.0, 3.0, 13.0])  # > 4x
+    with pytest.raises(CellBlewUp, match="fold"):
+        check()

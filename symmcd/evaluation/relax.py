@@ -29,6 +29,11 @@ from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 
 DEFAULT_STEPS = 500
 DEFAULT_FMAX = 0.1
+MAX_VOLUME_CHANGE = 4.0  # a cell that grows or shrinks more than this has blown up: stop
+
+
+class CellBlewUp(RuntimeError):
+    """The relaxation left any physical cell: CHGNet graphs of such cells grow without bound."""
 
 
 @dataclass
@@ -71,6 +76,7 @@ def relax_structure(
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
+            optimizer.attach(_volume_guard(atoms, atoms.get_volume()), interval=1)
             converged = bool(optimizer.run(fmax=fmax, steps=steps))
             energy = float(atoms.get_potential_energy()) / len(atoms)
         atoms.set_constraint()
@@ -91,6 +97,18 @@ def relax_structure(
         spacegroup_after=after,
         seconds=time.perf_counter() - start,
     )
+
+
+def _volume_guard(atoms, start_volume: float):
+    """An optimizer observer that stops a relaxation whose cell volume left
+    [start / MAX_VOLUME_CHANGE, start * MAX_VOLUME_CHANGE]."""
+
+    def check() -> None:
+        ratio = atoms.get_volume() / start_volume
+        if not 1 / MAX_VOLUME_CHANGE <= ratio <= MAX_VOLUME_CHANGE:
+            raise CellBlewUp(f"cell volume changed {ratio:.3g}-fold during relaxation")
+
+    return check
 
 
 def _one_thread() -> None:
