@@ -33,7 +33,8 @@ MAX_VOLUME_CHANGE = 4.0  # a cell that grows or shrinks more than this has blown
 
 
 class CellBlewUp(RuntimeError):
-    """The relaxation left any physical cell: CHGNet graphs of such cells grow without bound."""
+    """The cell grew or shrank far beyond any physical relaxation (CHGNet's graph of such a
+    cell, and so each step, can grow without bound)."""
 
 
 @dataclass
@@ -67,14 +68,14 @@ def relax_structure(
     before, _ = spacegroup_and_template(structure)
     try:
         atoms = AseAtomsAdaptor.get_atoms(structure)
-        with contextlib.redirect_stdout(io.StringIO()):  # "CHGNet will run on cpu", per crystal
+        # quiet: CHGNet prints "will run on cpu" for every calculator it builds
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
             atoms.calc = CHGNetCalculator(
                 model=load_chgnet(), use_device="cpu", on_isolated_atoms="ignore"
             )
-        if keep_symmetry:
-            atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
+            if keep_symmetry:
+                atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
             optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
             optimizer.attach(_volume_guard(atoms, atoms.get_volume()), interval=1)
             converged = bool(optimizer.run(fmax=fmax, steps=steps))
