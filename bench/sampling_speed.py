@@ -3,10 +3,11 @@
 The full run times 1,000 and 10,000 crystals at 1,000 and 100 steps; `--quick` times 200
 crystals at 100 and 20 steps instead (and says so). Times cover the whole `sample` call:
 planning, the reverse loop (two network calls per step: one corrector, one predictor),
-projection, replication and Structure building; no file writing.
+projection, replication, Structure building and the default redraws (up to `--max-attempts`
+draws per crystal, as `symmcd sample` does); no file writing.
 
     python bench/sampling_speed.py [--quick] [--checkpoint PATH | --random-init cpu-small]
-        [--threads 2] [--batch-size 500]
+        [--threads 2] [--batch-size 500] [--max-attempts 10] [--runs 1000x100,...]
 
 With `--random-init CONFIG` the network has random weights of that training config and the
 statistics come from the first 500 MP-20 validation crystals: the speed is that of a trained
@@ -28,6 +29,7 @@ import pandas as pd
 import torch
 
 from symmcd.sampling import sample
+from symmcd.sampling.loop import resolve_precision
 from symmcd.sampling.sampler import load_model
 
 OUT_PATH = Path(__file__).with_suffix(".out.txt")
@@ -74,8 +76,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--runs", default=None, help="override, e.g. '1000x100,500x50'")
-    parser.add_argument("--precision", default="32", choices=("32", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
+    parser.add_argument("--max-attempts", type=int, default=10, help="draws per crystal at most")
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision)
 
     torch.set_num_threads(args.threads)
     if args.random_init:
@@ -102,6 +106,7 @@ def main() -> None:
             batch_size=args.batch_size,
             progress=False,
             precision=args.precision,
+            max_attempts=args.max_attempts,
         )
         seconds = time.perf_counter() - start
         orbits = sum(c.metadata["num_orbits"] for c in crystals) / len(crystals)
@@ -112,7 +117,8 @@ def main() -> None:
         f"## {datetime.date.today()} {run_label(args)} run: {source}",
         "",
         f"Model: hidden {model_config.hidden_dim}, {model_config.num_layers} layers, trained "
-        f"with {loaded.diffusion.num_steps} steps; corrector 1 per step; precision "
+        f"with {loaded.diffusion.num_steps} steps; corrector 1 per step; up to "
+        f"{args.max_attempts} draws per crystal; precision "
         f"{args.precision}; batch size "
         f"{args.batch_size}; torch {torch.__version__}, {args.threads} threads on "
         f"{platform.machine()} (shared 2-core machine; load average before the runs "

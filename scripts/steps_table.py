@@ -23,6 +23,7 @@ from symmcd.evaluation.distributions import spacegroup_jsd
 from symmcd.evaluation.templates import symmetry_dataset
 from symmcd.evaluation.validity import validity_flags
 from symmcd.sampling import sample
+from symmcd.sampling.loop import resolve_precision
 
 TEST_SPLIT = Path(__file__).resolve().parents[1] / "symmcd" / "data" / "mp20" / "test.csv.gz"
 
@@ -66,11 +67,12 @@ def main() -> None:
     parser.add_argument("--steps", default="50,100,250,1000")
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", default="32", choices=("32", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
     parser.add_argument(
         "--max-attempts", type=int, default=1, help="draws per crystal (1: published protocol)"
     )
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision)
     reference = pd.read_csv(TEST_SPLIT)["spacegroup.number"].astype(int).tolist()
     rows = [measure(args, int(steps), reference) for steps in args.steps.split(",")]
     model = args.checkpoint or "shipped model (symmcd/models/default.pt)"

@@ -74,6 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         accelerator=args.accelerator,
         resume=args.resume,
         overrides=parse_overrides(args.set),
+        init_from=args.init_from,
     )
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # DDP: only the first process reports
         print(f"best model: {best}")
@@ -129,6 +130,7 @@ def _cmd_relax(args: argparse.Namespace) -> None:
         steps=args.steps,
         fmax=args.fmax,
         workers=args.workers,
+        time_limit=args.time_limit or None,
     )
     print(summary)
 
@@ -168,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
     p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from the weights of a model.pt ('default': the shipped model), to fine-tune",
+    )
+    p.add_argument(
         "--set",
         nargs="*",
         default=[],
@@ -190,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", type=_str_list, default=["cif"], help="cif and/or extxyz")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
-        "--precision", choices=("32", "bf16"), default="32", help="bf16: faster on CPUs with AMX"
+        "--precision",
+        choices=("auto", "32", "bf16"),
+        default="auto",
+        help="network arithmetic: auto (default) = bf16 on CPUs with native bfloat16, else 32",
     )
     p.add_argument(
         "--max-attempts",
@@ -218,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--fmax", type=float, default=0.1)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=600.0,
+        help="seconds per crystal before its relaxation is stopped as failed (0: no limit)",
+    )
     p.set_defaults(func=_cmd_relax)
     return parser
 

@@ -101,3 +101,24 @@ def test_volume_guard_stops_a_cell_that_blows_up():
     atoms.set_cell([3.0, 3.0, 13.0])  # > 4x
     with pytest.raises(CellBlewUp, match="fold"):
         check()
+
+
+def test_time_guard_stops_a_relaxation_past_its_limit():
+    from symmcd.evaluation.relax import RelaxationTimedOut, _time_guard
+
+    now = [100.0]
+    check = _time_guard(30.0, clock=lambda: now[0])
+    now[0] = 129.0
+    check()  # within the limit
+    now[0] = 131.0
+    with pytest.raises(RelaxationTimedOut, match="30 s limit"):
+        check()
+
+
+def test_relaxation_past_its_time_limit_is_reported_not_raised():
+    from symmcd.evaluation.relax import relax_structure
+
+    coords = [[0, 0, 0], [0.5, 0.5, 0.5]]
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.5), ["Na", "Cl"], coords)
+    result = relax_structure(nacl, time_limit=0.0)
+    assert result.structure is None and "limit" in result.error

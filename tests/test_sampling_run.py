@@ -13,7 +13,7 @@ from symmcd.diffusion.joint import DiffusionConfig, JointDiffusion
 from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import Denoiser, DenoiserConfig
 from symmcd.sampling import sample, sample_to_dir
-from symmcd.sampling.loop import timestep_pairs
+from symmcd.sampling.loop import cpu_has_native_bf16, resolve_precision, timestep_pairs
 from symmcd.symmetry import tables
 from symmcd.training.checkpoint import LoadedModel
 from symmcd.training.config import TrainConfig
@@ -181,6 +181,18 @@ def test_bfloat16_autocast_samples_valid_crystals(toy_model):
     crystals = sample(3, checkpoint=toy_model, steps=3, precision="bf16", progress=False)
     assert len(crystals) == 3
     assert all(np.isfinite(c.structure.lattice.matrix).all() for c in crystals)
+    assert {c.metadata["precision"] for c in crystals} == {"bf16"}
+
+
+def test_auto_precision_follows_the_cpu_flags(toy_model):
+    assert cpu_has_native_bf16("flags\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_native_bf16("flags\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16("flags\t: fpu avx2 avx512f\nbugs\t: avx512_bf16\n")
+    assert resolve_precision("32") == "32" and resolve_precision("bf16") == "bf16"
+    expected = "bf16" if cpu_has_native_bf16() else "32"
+    assert resolve_precision("auto") == expected
+    crystals = sample(2, checkpoint=toy_model, steps=2, progress=False)
+    assert {c.metadata["precision"] for c in crystals} == {expected}
 
 
 @pytest.mark.parametrize("batch_size", [500, 7])  # 7: redraws pooled over several batches

@@ -18,7 +18,7 @@ from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import Denoiser
 from symmcd.training.checkpoint import FORMAT_VERSION, export_checkpoint, load_checkpoint
 from symmcd.training.module import NonFiniteLossError
-from symmcd.training.train import LastCheckpoint, train
+from symmcd.training.train import LastCheckpoint, initial_model_weights, train
 
 MP20 = Path(__file__).resolve().parents[1] / "symmcd" / "data" / "mp20"
 NUM_TRAIN, NUM_VAL, TINY_BATCH = 64, 32, 16
@@ -130,6 +130,39 @@ def test_resume_continues_where_it_stopped(trained_run, prepared, tmp_path, caps
     assert val_epochs == [0, 1, 2]  # the first two from the first start, kept
     metadata = load_checkpoint(run / "model.pt").metadata
     assert metadata["global_step"] in (2 * STEPS_PER_EPOCH, 3 * STEPS_PER_EPOCH)  # best of 2 or 3
+
+
+def test_fine_tuning_starts_from_the_given_weights(trained_run, prepared, tmp_path):
+    from symmcd.training.config import load_config
+
+    source = trained_run / "model.pt"
+    weights = load_checkpoint(source).model.state_dict()
+    config = load_config("tiny", {"init_from": str(source)})
+    for name, value in initial_model_weights(config).items():
+        assert torch.equal(value, weights[name]), name
+
+    # one epoch at a vanishing learning rate: the exported EMA weights are the ones we started
+    # from (a random start would differ by O(1))
+    run = tmp_path / "tuned"
+    overrides = {"lr": 1e-12, "lr_min": 0.0}
+    train("tiny", run, data_dir=prepared, max_epochs=1, init_from=source, overrides=overrides)
+    assert load_config(run / "config.yaml").init_from == str(source)
+    for name, value in load_checkpoint(run / "model.pt").model.state_dict().items():
+        torch.testing.assert_close(value, weights[name], rtol=0, atol=1e-6, msg=name)
+
+    with pytest.raises(InputError, match="hidden_dim 32 != 48"):
+        train(
+            "tiny",
+            tmp_path / "wide",
+            data_dir=prepared,
+            init_from=source,
+            overrides={"model.hidden_dim": 48},
+        )
+    with pytest.raises(InputError, match="new run"):
+        train("tiny", run, data_dir=prepared, resume=True, init_from=source)
+    with pytest.raises(CheckpointError, match="not found"):
+        train("tiny", tmp_path / "other", data_dir=prepared, init_from=tmp_path / "no.pt")
+    assert not (tmp_path / "wide").exists() and not (tmp_path / "other").exists()
 
 
 def test_run_folder_checks(trained_run, prepared, tmp_path):

@@ -1,6 +1,8 @@
 """CHGNet relaxation of crystals (positions and cell), with or without keeping their symmetry.
 
 ASE FIRE on a ``FrechetCellFilter`` (positions + cell), stopping at ``fmax`` (eV/A) or ``steps``.
+A relaxation whose cell volume changes more than 4-fold, or that runs past ``time_limit`` seconds,
+is stopped and reported as failed (``error``), so one pathological crystal cannot hold up a run.
 With ``keep_symmetry`` the ASE ``FixSymmetry`` constraint (symprec 0.1) symmetrises forces and
 stress so the space group found at the start is kept.
 """
@@ -30,11 +32,16 @@ from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 DEFAULT_STEPS = 500
 DEFAULT_FMAX = 0.1
 MAX_VOLUME_CHANGE = 4.0  # a cell that grows or shrinks more than this has blown up: stop
+DEFAULT_TIME_LIMIT = 600.0  # seconds per crystal; a typical MP-20-sized one takes ~12 s
 
 
 class CellBlewUp(RuntimeError):
     """The cell grew or shrank far beyond any physical relaxation (CHGNet's graph of such a
     cell, and so each step, can grow without bound)."""
+
+
+class RelaxationTimedOut(RuntimeError):
+    """A relaxation ran past its wall-clock limit."""
 
 
 @dataclass
@@ -57,8 +64,10 @@ def relax_structure(
     keep_symmetry: bool = False,
     steps: int = DEFAULT_STEPS,
     fmax: float = DEFAULT_FMAX,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> RelaxResult:
-    """Relax one crystal with CHGNet; failures are reported in ``error``, never raised."""
+    """Relax one crystal with CHGNet; failures (including a blown-up cell or running past
+    ``time_limit`` seconds; None = no limit) are reported in ``error``, never raised."""
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
@@ -78,6 +87,8 @@ def relax_structure(
                 atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
             optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
             optimizer.attach(_volume_guard(atoms, atoms.get_volume()), interval=1)
+            if time_limit is not None:
+                optimizer.attach(_time_guard(time_limit), interval=1)
             converged = bool(optimizer.run(fmax=fmax, steps=steps))
             energy = float(atoms.get_potential_energy()) / len(atoms)
         atoms.set_constraint()
@@ -112,13 +123,25 @@ def _volume_guard(atoms, start_volume: float):
     return check
 
 
+def _time_guard(limit_seconds: float, clock=time.perf_counter):
+    """An optimizer observer that stops a relaxation once ``limit_seconds`` have passed since
+    the guard was made (checked between steps)."""
+    deadline = clock() + limit_seconds
+
+    def check() -> None:
+        if clock() > deadline:
+            raise RelaxationTimedOut(f"relaxation ran past its {limit_seconds:g} s limit")
+
+    return check
+
+
 def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
 
 
-def _relax_job(job: tuple[Structure, bool, int, float]) -> RelaxResult:
+def _relax_job(job: tuple[Structure, bool, int, float, float | None]) -> RelaxResult:
     return relax_structure(*job)
 
 
@@ -130,6 +153,7 @@ def relax_many(
     workers: int | None = None,
     progress: bool = True,
     label: str = "relax",
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> Iterator[RelaxResult]:
     """Relax structures in order, over ``workers`` processes (default: all cores).
 
@@ -138,7 +162,7 @@ def relax_many(
     parent may already hold an initialised torch thread pool.
     """
     workers = min(workers or default_workers(), max(len(structures), 1))
-    jobs = [(structure, keep_symmetry, steps, fmax) for structure in structures]
+    jobs = [(structure, keep_symmetry, steps, fmax, time_limit) for structure in structures]
     bar = tqdm(total=len(jobs), desc=label, disable=not progress, unit="crystal")
     with bar:
         if workers <= 1:
@@ -168,9 +192,10 @@ def relax_dir(
     fmax: float = DEFAULT_FMAX,
     progress: bool = True,
     workers: int | None = None,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> dict:
     """Relax every CIF of ``cif_dir`` into ``out_dir`` (same names) + ``relaxed.jsonl``, over
-    ``workers`` processes (default: all cores).
+    ``workers`` processes (default: all cores), each crystal within ``time_limit`` seconds.
 
     Returns a summary: counts of crystals, converged and failed ones, mean steps and seconds.
     """
@@ -188,7 +213,13 @@ def relax_dir(
         {"file": name, "keep_symmetry": keep_symmetry, "error": "unreadable"} for name in names
     ]
     results = relax_many(
-        [structures[i] for i in readable], keep_symmetry, steps, fmax, workers, progress
+        [structures[i] for i in readable],
+        keep_symmetry,
+        steps,
+        fmax,
+        workers,
+        progress,
+        time_limit=time_limit,
     )
     for i, result in zip(readable, results, strict=True):
         if result.structure is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,14 +63,43 @@ def plan_tensors(plans: Sequence[CrystalPlan]) -> dict[str, torch.Tensor | None]
     }
 
 
-PRECISIONS = ("32", "bf16")
+PRECISIONS = ("auto", "32", "bf16")
+_NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX; Linux only).
+
+    Without those instructions bfloat16 is emulated and slower than float32.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
+
+
+def resolve_precision(precision: str) -> str:
+    """ "auto" -> "bf16" on CPUs with native bfloat16, else "32"; others are checked and kept."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision: {precision!r} must be one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if cpu_has_native_bf16() else "32"
+    return precision
 
 
 class Bfloat16Autocast(torch.nn.Module):
     """Runs a denoiser under CPU bfloat16 autocast and hands back float32 outputs.
 
-    About 2x faster on CPUs with AVX-512 BF16 at the cost of ~3 significant digits in the
-    network's predictions; the diffusion arithmetic itself stays float32. Opt-in only.
+    1.7x faster on 2 cores with AVX-512 BF16 (the default there, via "auto") at the cost of ~3
+    significant digits in the network's predictions, which does not change sample quality
+    measurably (README, "Sampling speed"); the diffusion arithmetic itself stays float32. The
+    shipped model was trained in bf16-mixed precision.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
@@ -88,10 +118,9 @@ class Bfloat16Autocast(torch.nn.Module):
 
 
 def with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """The model itself for "32", wrapped in bfloat16 autocast for "bf16"."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision: {precision!r} must be one of {', '.join(PRECISIONS)}")
-    return model if precision == "32" else Bfloat16Autocast(model)
+    """The model itself for "32", wrapped in bfloat16 autocast for "bf16" (see resolve_precision
+    for "auto")."""
+    return model if resolve_precision(precision) == "32" else Bfloat16Autocast(model)
 
 
 @torch.no_grad()

@@ -97,7 +97,7 @@ def sample(
     batch_size: int = 500,
     seed: int = 0,
     progress: bool = True,
-    precision: str = "32",
+    precision: str = "auto",
     max_attempts: int = 10,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
@@ -107,7 +107,8 @@ def sample(
     elements restricts the element chains to a set; formula fixes the composition exactly
     through Wyckoff templates (elements and site symmetry clamped during denoising).
     steps defaults to the checkpoint's `sampling_steps` (else all trained steps); precision
-    "bf16" runs the network under bfloat16 autocast (faster on CPU, opt-in). max_attempts > 1
+    "bf16" runs the network under bfloat16 autocast, "32" in float32, and "auto" picks bf16 on
+    CPUs that compute it natively (metadata `precision` says which ran). max_attempts > 1
     re-draws crystals flagged `collapsed` or not `symmetry_ok` (same plan, fresh noise) up to
     that many draws in all (formula runs switch a crystal that still fails after half of them to
     a fresh template); metadata `attempts` counts the draws. The default 10 makes (nearly)
@@ -127,7 +128,7 @@ def sample(
     if counts is not None and symbols is not None:
         raise InputError("elements and formula: give one, not both")
 
-    loop.with_precision(torch.nn.Identity(), precision)  # validate before loading
+    precision = loop.resolve_precision(precision)  # validate before loading
     loaded = load_model(checkpoint)
     model = loop.with_precision(loaded.model, precision)
     statistics = loaded.statistics
@@ -143,7 +144,11 @@ def sample(
         "schedule": schedule,
         "generator": torch.Generator().manual_seed(int(seed)),
         "element_allowed": element_allowed,
-        "run_info": {"requested_spacegroups": list(groups or []), "steps": len(schedule)},
+        "run_info": {
+            "requested_spacegroups": list(groups or []),
+            "steps": len(schedule),
+            "precision": precision,
+        },
     }
     crystals: list[SampledCrystal] = []
     bar = tqdm(total=n * len(schedule), disable=not progress, desc="sampling", unit="crystal-step")
@@ -220,7 +225,7 @@ def sample_to_dir(
     progress: bool = True,
     formats: str | Sequence[str] = ("cif",),
     overwrite: bool = False,
-    precision: str = "32",
+    precision: str = "auto",
     max_attempts: int = 10,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
@@ -254,7 +259,7 @@ def sample_to_dir(
             "steps": crystals[0].metadata.get("steps") if crystals else steps,
             "batch_size": batch_size,
             "seed": seed,
-            "precision": precision,
+            "precision": crystals[0].metadata["precision"] if crystals else precision,
             "max_attempts": max_attempts,
             "checkpoint": checkpoint_label(checkpoint),
         }

@@ -48,6 +48,9 @@ class TrainConfig:
     limit_val_batches: int | float | None = None
     num_threads: int | None = None
     checkpoint_every_minutes: float = 30.0  # also save last.ckpt this often within an epoch
+    # a model.pt ("default": the shipped model) whose weights start the run (fine-tuning);
+    # its network sizes must equal `model`
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         _check_positive(

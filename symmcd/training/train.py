@@ -4,6 +4,8 @@ A run folder holds ``config.yaml``, ``last.ckpt`` (every epoch, and every
 ``checkpoint_every_minutes`` within long epochs), ``best.ckpt`` (lowest EMA validation loss),
 CSV logs (TensorBoard too when installed) and the exported sampling checkpoint ``model.pt``.
 ``resume=True`` continues from ``last.ckpt``, so a killed run loses at most one epoch.
+``init_from`` (config key, or ``symmcd train --init-from``) starts a new run from the weights of an
+exported ``model.pt`` instead of random ones: fine-tuning the shipped model on your own data.
 
 Multi-process training (``devices=2, strategy="ddp"``) works on CPU (gloo) and GPU (nccl).
 Lightning starts the extra processes by re-running the command line, so ``train()`` must be
@@ -53,13 +55,23 @@ def train(
     accelerator: str = "auto",
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
+    init_from: str | Path | None = None,
 ) -> Path:
-    """Train a model and return the path of the exported best checkpoint (``out_dir/model.pt``)."""
+    """Train a model and return the path of the exported best checkpoint (``out_dir/model.pt``).
+
+    ``init_from`` (a model.pt, or "default" for the shipped model) overrides the config's
+    ``init_from``; it applies to new runs only (a resumed run continues from its own weights).
+    """
     out_dir = Path(out_dir)
     is_launched_copy = int(os.environ.get("LOCAL_RANK", "0")) > 0
     cfg = _resolve_config(config, out_dir, resume, overrides)
     if max_epochs is not None:
         cfg.max_epochs = max_epochs
+    if init_from is not None:
+        if resume:
+            raise InputError("init_from starts a new run; a resumed run keeps its own weights")
+        cfg.init_from = str(init_from)
+    initial_weights = initial_model_weights(cfg) if cfg.init_from and not resume else None
     if not is_launched_copy:
         _check_run_folder(out_dir, resume)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +84,9 @@ def train(
 
     data = CrystalDataModule(data_dir, cfg.representation, cfg.batch_size, cfg.num_workers)
     module = SymmCDModule.from_config(cfg, data.statistics())
+    if initial_weights is not None:
+        module.model.load_state_dict(initial_weights)
+        module.ema.shadow.load_state_dict(initial_weights)
     best_callback = ModelCheckpoint(
         dirpath=out_dir,
         filename=Path(BEST_CHECKPOINT).stem,
@@ -113,6 +128,24 @@ def train(
         export_checkpoint(source, exported)
     trainer.strategy.barrier("symmcd-export")
     return exported
+
+
+def initial_model_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The denoiser weights of ``config.init_from`` (an exported model.pt; ``"default"``: the
+    shipped one), checked against the config's network sizes before anything is written."""
+    from symmcd.sampling.sampler import DEFAULT_CHECKPOINT
+    from symmcd.training.checkpoint import load_checkpoint
+
+    source = str(config.init_from)
+    path = DEFAULT_CHECKPOINT if source == "default" else Path(source)
+    loaded = load_checkpoint(path)
+    ours, theirs = config.model.__dict__, loaded.config.model.__dict__
+    different = [f"{key} {theirs[key]} != {ours[key]}" for key in ours if ours[key] != theirs[key]]
+    if different:
+        raise InputError(
+            f"init_from: {path} has other network sizes than this config ({'; '.join(different)})"
+        )
+    return loaded.model.state_dict()
 
 
 def _resolve_config(
