@@ -98,8 +98,8 @@ class Bfloat16Autocast(torch.nn.Module):
 
     1.7x faster on 2 cores with AVX-512 BF16 (the default there, via "auto") at the cost of ~3
     significant digits in the network's predictions, which does not change sample quality
-    measurably (README, "Sampling speed"); the diffusion arithmetic itself stays float32. The
-    shipped model was trained in bf16-mixed precision.
+    measurably (README, "Sampling with the shipped model"); the diffusion arithmetic itself
+    stays float32. The shipped model was trained in bf16-mixed precision.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
