@@ -22,6 +22,7 @@ from symmcd.evaluation.io import DEFAULT_REFERENCE, write_subsample_csv
 KEYS = (
     "n",
     "struct_valid",
+    "struct_valid_1A",
     "comp_valid",
     "valid",
     "cov_recall",

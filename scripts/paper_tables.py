@@ -161,7 +161,15 @@ def main() -> None:
         f"{percent(metrics['templates_in_train'])} % | {metrics['new_templates']:,} |"
     )
     print()
-    extra = ("sg_match", "p1_fraction", "unique", "novel", "wdist_density", "wdist_num_elements")
+    extra = (
+        "struct_valid_1A",
+        "sg_match",
+        "p1_fraction",
+        "unique",
+        "novel",
+        "wdist_density",
+        "wdist_num_elements",
+    )
     extra += ("wdist_formation_energy", "metastable", "msun", "ssun", "stable_fixsym")
     extra += ("sun_fixsym", "seconds_per_relaxation", "seconds_per_relaxation_fixsym")
     for key in extra:

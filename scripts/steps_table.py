@@ -1,9 +1,10 @@
 """Sample quality against the number of denoising steps (the README's steps table).
 
 For each step count, sample N crystals with the given (default: shipped) model and report
-structural and compositional validity, the share whose space group spglib (symprec 0.1) finds
-equal to the sampled one, the space-group Jensen-Shannon distance to the whole MP-20 test split
-(its recorded `spacegroup.number`), and the sampling speed.
+structural validity (at the field's 0.5 A and at 1 A) and compositional validity, the share
+whose space group spglib (symprec 0.1) finds equal to the sampled one, the space-group
+Jensen-Shannon distance to the whole MP-20 test split (its recorded `spacegroup.number`), and
+the sampling speed.
 
     python scripts/steps_table.py --n 1000 --steps 50,100,250 [--checkpoint model.pt]
         [--max-attempts 1]
@@ -21,7 +22,11 @@ import torch
 
 from symmcd.evaluation.distributions import spacegroup_jsd
 from symmcd.evaluation.templates import symmetry_dataset
-from symmcd.evaluation.validity import validity_flags
+from symmcd.evaluation.validity import (
+    CLOSE_CONTACT_DISTANCE,
+    structure_is_valid,
+    validity_flags,
+)
 from symmcd.sampling import sample
 from symmcd.sampling.loop import resolve_precision
 
@@ -48,12 +53,16 @@ def measure(args: argparse.Namespace, steps: int, reference: list[int]) -> dict:
     seconds = time.perf_counter() - started
     structures = [crystal.structure for crystal in crystals]
     struct_valid, comp_valid = validity_flags(structures)
+    no_close_contacts = [
+        structure_is_valid(s, min_distance=CLOSE_CONTACT_DISTANCE) for s in structures
+    ]
     detected = [detected_spacegroup(s) for s in structures]
     sampled = [crystal.metadata["spacegroup"] for crystal in crystals]
     return {
         "steps": steps,
         "struct_valid": float(struct_valid.mean()),
         "comp_valid": float(comp_valid.mean()),
+        "struct_valid_1A": sum(no_close_contacts) / n,
         "sg_match": sum(d == s for d, s in zip(detected, sampled, strict=True)) / n,
         "sg_jsd": spacegroup_jsd(detected, reference),
         "seconds": seconds,
@@ -80,14 +89,19 @@ def main() -> None:
         f"{args.n} crystals per row, seed {args.seed}, model: {model}, precision {args.precision},"
         f" {args.max_attempts} draw(s) per crystal,"
         f" torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}."
-        " sg_jsd: detected groups vs the whole MP-20 test split (9,046 crystals)."
+        " sg_jsd: detected groups vs the whole MP-20 test split (9,046 crystals);"
+        " struct. valid at 1 A: no two atoms closer than 1 A (MP-20 test split: 99.19 %)."
     )
     print()
-    print("| steps | struct. valid | comp. valid | SG match | SG JSD | crystals/s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| steps | struct. valid | struct. valid at 1 A | comp. valid | SG match | SG JSD"
+        " | crystals/s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['steps']} | {row['struct_valid']:.2%} | {row['comp_valid']:.2%} |"
+            f"| {row['steps']} | {row['struct_valid']:.2%} | {row['struct_valid_1A']:.2%} |"
+            f" {row['comp_valid']:.2%} |"
             f" {row['sg_match']:.2%} | {row['sg_jsd']:.4f} | {row['crystals_per_s']:.1f} |"
         )
 

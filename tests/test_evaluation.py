@@ -21,7 +21,11 @@ from symmcd.evaluation.distributions import spacegroup_jsd, wasserstein
 from symmcd.evaluation.io import load_samples
 from symmcd.evaluation.novelty import novel_mask, unique_mask
 from symmcd.evaluation.templates import spacegroup_and_template, template_statistics
-from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
+from symmcd.evaluation.validity import (
+    CLOSE_CONTACT_DISTANCE,
+    composition_is_valid,
+    structure_is_valid,
+)
 
 
 def rock_salt(a: float = 5.64) -> Structure:
@@ -48,6 +52,13 @@ def test_two_atoms_closer_than_half_angstrom_are_invalid():
     close = Structure(Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.06, 0, 0]])  # 0.3 A
     assert not structure_is_valid(close)
     assert structure_is_valid(rock_salt())
+
+
+def test_atoms_under_one_angstrom_pass_the_field_test_but_not_the_close_contact_one():
+    close = Structure(Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.16, 0, 0]])  # 0.8 A
+    assert structure_is_valid(close)
+    assert not structure_is_valid(close, min_distance=CLOSE_CONTACT_DISTANCE)
+    assert structure_is_valid(rock_salt(), min_distance=CLOSE_CONTACT_DISTANCE)
 
 
 def test_atom_too_close_to_its_own_periodic_image_is_invalid():
@@ -191,6 +202,7 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     metrics = _evaluate_against_themselves(tmp_path, monkeypatch, crystals, broken=1)
     assert metrics["n"] == 5
     assert metrics["valid"] == pytest.approx(4 / 5)  # the unreadable CIF stays in the denominator
+    assert metrics["struct_valid_1A"] == pytest.approx(4 / 5)
     assert metrics["cov_recall"] == 1.0 and metrics["cov_precision"] == pytest.approx(4 / 5)
     assert metrics["sg_jsd"] == pytest.approx(0.0, abs=1e-12)
     assert metrics["sg_match"] == pytest.approx(4 / 5)
@@ -200,6 +212,7 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["valid"] == metrics["valid"]
     assert (out / "unreadable.txt").read_text().split() == ["broken0.cif"]
+    assert pd.read_csv(out / "per_sample.csv")["struct_valid_1A"].tolist() == [True] * 4 + [False]
     for name in (
         "report.html",
         "spacegroups.png",

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +128,38 @@ def test_relaxation_past_its_time_limit_is_reported_not_raised():
     nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.5), ["Na", "Cl"], coords)
     result = relax_structure(nacl, time_limit=0.0)
     assert result.structure is None and "limit" in result.error
+
+
+WORKER_POOL_SCRIPT = """
+import time
+from symmcd.evaluation.workers import worker_pool
+with worker_pool(2, "spawn") as pool:
+    pool.map_async(time.sleep, [60, 60], chunksize=1)  # busy workers, as in a relaxation
+    print(" ".join(str(process.pid) for process in pool._pool), flush=True)
+    time.sleep(120)
+"""
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().split(") ")[1].startswith("Z"))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and POSIX signals")
+def test_sigterm_to_the_parent_stops_the_pool_workers():
+    """Killing an evaluation (SIGTERM) must not leave CHGNet workers running as orphans."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WORKER_POOL_SCRIPT], stdout=subprocess.PIPE, text=True
+    )
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(process_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while any(process_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(process_alive(pid) for pid in workers)

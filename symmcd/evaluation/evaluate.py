@@ -43,7 +43,13 @@ from symmcd.evaluation.summary import (
     summarize,
 )
 from symmcd.evaluation.templates import SYMPREC
-from symmcd.evaluation.validity import MIN_DISTANCE, MIN_VOLUME, OXIDATION_STATES_SET
+from symmcd.evaluation.validity import (
+    CLOSE_CONTACT_DISTANCE,
+    MIN_DISTANCE,
+    MIN_VOLUME,
+    OXIDATION_STATES_SET,
+    structure_is_valid,
+)
 
 WDIST_MAX_SAMPLES = 1000
 
@@ -71,6 +77,15 @@ def validity_metrics(summary: CrystalSummary) -> dict[str, float]:
         "comp_valid": _fraction(summary.comp_valid, n),
         "valid": _fraction(summary.valid, n),
     }
+
+
+def without_close_contacts(crystals: CrystalSet) -> np.ndarray:
+    """Per sample: structurally valid at the stricter CLOSE_CONTACT_DISTANCE (False if
+    unreadable)."""
+    return np.array(
+        [structure_is_valid(s, min_distance=CLOSE_CONTACT_DISTANCE) for s in crystals.structures],
+        dtype=bool,
+    )
 
 
 def coverage_metrics(samples: CrystalSummary, reference: CrystalSummary) -> dict[str, float]:
@@ -239,6 +254,8 @@ def evaluate(
 
     metrics: dict = {"n": len(sample_set), "n_unreadable": len(sample_set.unreadable)}
     metrics.update(validity_metrics(sample_summary))
+    strictly_valid = without_close_contacts(sample_set)
+    metrics["struct_valid_1A"] = _fraction(strictly_valid, len(sample_set))
     metrics.update(coverage_metrics(sample_summary, ref_summary))
     clock = lap("coverage", clock)
     distributions, values = distribution_metrics(
@@ -282,6 +299,9 @@ def evaluate(
     metrics.update(timings)
     metrics["seconds_total"] = round(time.perf_counter() - started, 2)
     per_sample = per_sample_table(sample_set, sample_summary, unique, novel)
+    per_sample.insert(
+        per_sample.columns.get_loc("struct_valid") + 1, "struct_valid_1A", strictly_valid
+    )
     per_sample.to_csv(out_dir / "per_sample.csv", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1) + "\n")
     if report:
@@ -320,6 +340,7 @@ def settings(
         "workers": workers,
         "symprec": SYMPREC,
         "min_distance_A": MIN_DISTANCE,
+        "close_contact_distance_A": CLOSE_CONTACT_DISTANCE,
         "min_volume_A3": MIN_VOLUME,
         "smact_oxidation_states": OXIDATION_STATES_SET,
         "cov_struct_cutoff": cov.STRUCT_CUTOFF,

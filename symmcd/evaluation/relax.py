@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import multiprocessing
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -26,8 +25,8 @@ from tqdm import tqdm
 from symmcd.errors import InputError
 from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
 from symmcd.evaluation.io import read_cif_file
-from symmcd.evaluation.summary import default_workers
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
+from symmcd.evaluation.workers import default_workers, worker_pool
 
 DEFAULT_STEPS = 500
 DEFAULT_FMAX = 0.1
@@ -170,8 +169,7 @@ def relax_many(
                 yield _relax_job(job)
                 bar.update()
             return
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_one_thread) as pool:
+        with worker_pool(workers, "spawn", initializer=_one_thread) as pool:
             for result in pool.imap(_relax_job, jobs):
                 yield result
                 bar.update()

@@ -9,7 +9,6 @@ sets are described once.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,6 +26,7 @@ from symmcd.evaluation.coverage import (
 from symmcd.evaluation.io import cache_dir
 from symmcd.evaluation.templates import spacegroup_and_template, template_to_string
 from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
+from symmcd.evaluation.workers import default_workers, worker_pool
 
 SUMMARY_VERSION = "v1"
 
@@ -85,11 +85,6 @@ def _describe_plain(structure: Structure | None) -> dict:
     return describe_crystal(structure, False)
 
 
-def default_workers() -> int:
-    """Number of worker processes: all cores this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
 def describe_all(
     structures: list[Structure | None],
     with_fingerprints: bool,
@@ -107,8 +102,7 @@ def describe_all(
             rows.append(worker(structure))
             bar.update()
     else:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers) as pool:
+        with worker_pool(workers, "fork") as pool:
             for row in pool.imap(worker, structures, chunksize=4):
                 rows.append(row)
                 bar.update()

@@ -155,7 +155,7 @@ class SymmCDModule(L.LightningModule):
         if not self.trainer.strategy.reduce_boolean_decision(not_finite, all=False):
             return
         path = Path(self.trainer.default_root_dir) / NAN_CHECKPOINT
-        self.trainer.save_checkpoint(path)
+        self.trainer.save_checkpoint(path, weights_only=False)
         where = f"epoch {self.current_epoch}, batch {batch_idx}"
         if not not_finite:
             where += " on another process"

@@ -235,7 +235,7 @@ class LastCheckpoint(Callback):
 
     def _save(self, trainer: L.Trainer) -> None:
         partial = self.path.with_name(self.path.name + ".partial")
-        trainer.save_checkpoint(partial)
+        trainer.save_checkpoint(partial, weights_only=False)  # optimizer state too, to resume
         if trainer.is_global_zero:
             os.replace(partial, self.path)
         trainer.strategy.barrier("symmcd-last-checkpoint")
