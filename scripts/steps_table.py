@@ -23,8 +23,7 @@ import torch
 from symmcd.evaluation.distributions import spacegroup_jsd
 from symmcd.evaluation.templates import symmetry_dataset
 from symmcd.evaluation.validity import (
-    CLOSE_CONTACT_DISTANCE,
-    structure_is_valid,
+    close_contact_free_flags,
     validity_flags,
 )
 from symmcd.sampling import sample
@@ -53,16 +52,14 @@ def measure(args: argparse.Namespace, steps: int, reference: list[int]) -> dict:
     seconds = time.perf_counter() - started
     structures = [crystal.structure for crystal in crystals]
     struct_valid, comp_valid = validity_flags(structures)
-    no_close_contacts = [
-        structure_is_valid(s, min_distance=CLOSE_CONTACT_DISTANCE) for s in structures
-    ]
+    no_close_contacts = close_contact_free_flags(structures)
     detected = [detected_spacegroup(s) for s in structures]
     sampled = [crystal.metadata["spacegroup"] for crystal in crystals]
     return {
         "steps": steps,
         "struct_valid": float(struct_valid.mean()),
         "comp_valid": float(comp_valid.mean()),
-        "struct_valid_1A": sum(no_close_contacts) / n,
+        "struct_valid_1A": float(no_close_contacts.mean()),
         "sg_match": sum(d == s for d, s in zip(detected, sampled, strict=True)) / n,
         "sg_jsd": spacegroup_jsd(detected, reference),
         "seconds": seconds,

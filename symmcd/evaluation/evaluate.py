@@ -48,7 +48,7 @@ from symmcd.evaluation.validity import (
     MIN_DISTANCE,
     MIN_VOLUME,
     OXIDATION_STATES_SET,
-    structure_is_valid,
+    close_contact_free_flags,
 )
 
 WDIST_MAX_SAMPLES = 1000
@@ -77,15 +77,6 @@ def validity_metrics(summary: CrystalSummary) -> dict[str, float]:
         "comp_valid": _fraction(summary.comp_valid, n),
         "valid": _fraction(summary.valid, n),
     }
-
-
-def without_close_contacts(crystals: CrystalSet) -> np.ndarray:
-    """Per sample: structurally valid at the stricter CLOSE_CONTACT_DISTANCE (False if
-    unreadable)."""
-    return np.array(
-        [structure_is_valid(s, min_distance=CLOSE_CONTACT_DISTANCE) for s in crystals.structures],
-        dtype=bool,
-    )
 
 
 def coverage_metrics(samples: CrystalSummary, reference: CrystalSummary) -> dict[str, float]:
@@ -254,7 +245,7 @@ def evaluate(
 
     metrics: dict = {"n": len(sample_set), "n_unreadable": len(sample_set.unreadable)}
     metrics.update(validity_metrics(sample_summary))
-    strictly_valid = without_close_contacts(sample_set)
+    strictly_valid = close_contact_free_flags(sample_set.structures)
     metrics["struct_valid_1A"] = _fraction(strictly_valid, len(sample_set))
     metrics.update(coverage_metrics(sample_summary, ref_summary))
     clock = lap("coverage", clock)
@@ -298,10 +289,7 @@ def evaluate(
     )
     metrics.update(timings)
     metrics["seconds_total"] = round(time.perf_counter() - started, 2)
-    per_sample = per_sample_table(sample_set, sample_summary, unique, novel)
-    per_sample.insert(
-        per_sample.columns.get_loc("struct_valid") + 1, "struct_valid_1A", strictly_valid
-    )
+    per_sample = per_sample_table(sample_set, sample_summary, strictly_valid, unique, novel)
     per_sample.to_csv(out_dir / "per_sample.csv", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1) + "\n")
     if report:
@@ -352,7 +340,11 @@ def settings(
 
 
 def per_sample_table(
-    crystals: CrystalSet, summary: CrystalSummary, unique: np.ndarray, novel: np.ndarray
+    crystals: CrystalSet,
+    summary: CrystalSummary,
+    struct_valid_1A: np.ndarray,
+    unique: np.ndarray,
+    novel: np.ndarray,
 ) -> pd.DataFrame:
     """One row per sample with its descriptors and flags."""
     return pd.DataFrame(
@@ -366,6 +358,7 @@ def per_sample_table(
             "spacegroup_detected": summary.spacegroup,
             "template": summary.template,
             "struct_valid": summary.struct_valid,
+            "struct_valid_1A": struct_valid_1A,
             "comp_valid": summary.comp_valid,
             "density": summary.density,
             "unique": unique,

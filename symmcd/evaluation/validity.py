@@ -119,3 +119,12 @@ def validity_flags(structures: list[Structure | None]) -> tuple[np.ndarray, np.n
         dtype=bool,
     )
     return struct_valid, comp_valid
+
+
+def close_contact_free_flags(structures: list[Structure | None]) -> np.ndarray:
+    """Per structure: structurally valid at the stricter CLOSE_CONTACT_DISTANCE (the
+    `struct_valid_1A` diagnostic; False if unreadable)."""
+    return np.array(
+        [structure_is_valid(s, min_distance=CLOSE_CONTACT_DISTANCE) for s in structures],
+        dtype=bool,
+    )
