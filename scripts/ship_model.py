@@ -1,9 +1,11 @@
 """Export a training run's best checkpoint as the model shipped in the package.
 
 Writes `symmcd/models/default.pt` (half-precision weights, loaded back as float32) with the
-default number of sampling steps recorded in its metadata, so `symmcd sample` uses it.
+default number of sampling steps recorded in its metadata, so `symmcd sample` uses it. By default
+from the run's `best.ckpt` (lowest validation loss); `--ckpt last.ckpt` (or any checkpoint file
+of the run) when the samples, not the loss, chose the epoch.
 
-    python scripts/ship_model.py RUN_DIR [--steps 100] [--full-precision]
+    python scripts/ship_model.py RUN_DIR [--ckpt best.ckpt] [--steps 100] [--full-precision]
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ SHIPPED = Path(__file__).resolve().parents[1] / "symmcd" / "models" / "default.p
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--ckpt", default="best.ckpt", help="checkpoint file inside RUN_DIR")
     parser.add_argument("--steps", type=int, default=100, help="default sampling steps")
     parser.add_argument("--full-precision", action="store_true")
     parser.add_argument("--out", type=Path, default=SHIPPED)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    export_checkpoint(args.run_dir / "best.ckpt", args.out, half=not args.full_precision)
+    export_checkpoint(args.run_dir / args.ckpt, args.out, half=not args.full_precision)
     payload = torch.load(args.out, weights_only=True)
     payload["metadata"]["sampling_steps"] = args.steps
     torch.save(payload, args.out)

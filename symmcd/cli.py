@@ -100,6 +100,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         precision=args.precision,
         max_attempts=args.max_attempts,
+        corrector_steps=args.corrector_steps,
+        min_distance=args.min_distance,
     )
 
 
@@ -208,6 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
         "is redrawn, up to N draws in all (10; 1 keeps every first draw)",
+    )
+    p.add_argument(
+        "--corrector-steps",
+        type=int,
+        default=1,
+        help="Langevin corrector moves of the coordinates per denoising step (1; each costs one "
+        "network call; 0 = predictor only)",
+    )
+    p.add_argument(
+        "--min-distance",
+        type=float,
+        default=0.5,
+        help="redraw crystals with two atoms closer than this many Angstrom (0.5, the collapse "
+        "threshold; at most 3.0)",
     )
     p.set_defaults(func=_cmd_sample)
 

@@ -1,5 +1,6 @@
 """End-to-end sampling with a tiny randomly initialised model (no trained weights needed)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -135,6 +136,9 @@ def test_bad_conditions_raise_one_line_errors(toy_model, tmp_path):
         (dict(steps=21), "steps"),
         (dict(spacegroups=[225], top_k_spacegroups=2), "not both"),
         (dict(precision="fp8"), "precision"),
+        (dict(corrector_steps=-1), "corrector_steps"),
+        (dict(min_distance=0.2), "min_distance"),
+        (dict(min_distance=float("nan")), "min_distance"),
     ]
     for kwargs, fragment in cases:
         with pytest.raises(InputError, match=fragment) as info:
@@ -177,6 +181,37 @@ def test_checkpoint_file_and_its_default_step_count(toy_model, tmp_path):
     assert [c.metadata["wyckoff"] for c in crystals] == [c.metadata["wyckoff"] for c in again]
 
 
+class CountingModel(torch.nn.Module):
+    """The toy denoiser, counting its forward calls."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.calls = 0
+
+    def forward(self, **inputs):
+        self.calls += 1
+        return self.model(**inputs)
+
+
+@pytest.mark.parametrize("corrector_steps", [0, 1, 2])
+def test_corrector_steps_add_one_network_call_each(toy_model, corrector_steps):
+    counting = CountingModel(toy_model.model)
+    loaded = dataclasses.replace(toy_model, model=counting)
+    crystals = sample(
+        3,
+        checkpoint=loaded,
+        steps=4,
+        precision="32",
+        max_attempts=1,
+        corrector_steps=corrector_steps,
+        progress=False,
+    )
+    assert counting.calls == 4 * (1 + corrector_steps)
+    assert {c.metadata["corrector_steps"] for c in crystals} == {corrector_steps}
+    assert all(np.isfinite(c.structure.frac_coords).all() for c in crystals)
+
+
 def test_bfloat16_autocast_samples_valid_crystals(toy_model):
     crystals = sample(3, checkpoint=toy_model, steps=3, precision="bf16", progress=False)
     assert len(crystals) == 3
@@ -210,6 +245,22 @@ def test_collapsed_crystals_can_be_redrawn(toy_model, batch_size):
         if not before.metadata["collapsed"] and before.metadata["symmetry_ok"]:  # same first draw
             assert after.metadata["attempts"] == 1
             assert after.metadata["wyckoff"] == before.metadata["wyckoff"]
+
+
+def test_min_distance_redraws_crystals_with_close_atoms(toy_model):
+    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False)
+    kept = sample(30, max_attempts=1, **kwargs)
+    threshold = float(np.median([c.metadata["min_distance"] for c in kept]))
+    assert threshold > 0.5
+    strict = sample(30, max_attempts=4, min_distance=threshold, **kwargs)
+    for before, after in zip(kept, strict, strict=True):
+        if after.metadata["attempts"] < 4:  # passed: far enough apart and symmetric
+            assert after.metadata["min_distance"] >= threshold
+            assert after.metadata["symmetry_ok"]
+        if before.metadata["min_distance"] < threshold:
+            assert after.metadata["attempts"] > 1
+    close = sum(c.metadata["min_distance"] < threshold for c in kept)
+    assert sum(c.metadata["min_distance"] < threshold for c in strict) < close
 
 
 def test_formula_redraws_switch_to_fresh_templates(toy_model):

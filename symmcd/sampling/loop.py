@@ -1,8 +1,9 @@
 """The reverse diffusion loop over one batch of planned crystals.
 
 Crystals of different sizes share one flat node tensor. Every step calls
-``JointDiffusion.denoise_step`` (one Langevin corrector move of the coordinates, then the
-predictor of all four chains, as in DiffCSP's predictor-corrector sampler). With fewer steps than
+``JointDiffusion.denoise_step`` (by default one Langevin corrector move of the coordinates, then
+the predictor of all four chains, as in DiffCSP's predictor-corrector sampler; each corrector move
+costs one more network call per step). With fewer steps than
 the model was trained with, the steps are evenly spaced integers from T down to 0.
 """
 
@@ -132,9 +133,11 @@ def denoise_batch(
     generator: torch.Generator,
     element_allowed: torch.Tensor | None = None,
     on_step: Callable[[], None] | None = None,
+    corrector_steps: int = 1,
 ) -> tuple[AsymmetricUnits, np.ndarray | None]:
-    """Run the reverse process for `plans`; returns the sampled asymmetric units and, for
-    templated crystals, the global Wyckoff index each node must sit on (-1 = free)."""
+    """Run the reverse process for `plans` (`corrector_steps` Langevin moves before each
+    predictor step); returns the sampled asymmetric units and, for templated crystals, the
+    global Wyckoff index each node must sit on (-1 = free)."""
     inputs = plan_tensors(plans)
     state = diffusion.prior(
         inputs["spacegroup"],
@@ -151,7 +154,7 @@ def denoise_batch(
             t,
             t_prev,
             generator=generator,
-            corrector_steps=1,
+            corrector_steps=corrector_steps,
             element_allowed=element_allowed,
             clamp_elements=inputs["clamp_elements"],
             clamp_site_symmetry=inputs["clamp_site_symmetry"],

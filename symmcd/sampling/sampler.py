@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from symmcd.errors import CheckpointError, InputError
 from symmcd.sampling import conditions, loop, plan, writers
-from symmcd.sampling.unfold import unfold
+from symmcd.sampling.unfold import COLLAPSE_DISTANCE, unfold
 from symmcd.sampling.writers import SampledCrystal
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms further apart
 
 
 def load_model(checkpoint: str | Path | object | None):
@@ -59,6 +60,23 @@ def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name}: {value!r} must be a positive integer")
     return int(value)
+
+
+def non_negative_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"{name}: {value!r} must be a non-negative integer")
+    return int(value)
+
+
+def redraw_distance(value) -> float:
+    """The min_distance argument, checked: a number in [COLLAPSE_DISTANCE, MAX_MIN_DISTANCE]."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not COLLAPSE_DISTANCE <= value <= MAX_MIN_DISTANCE:
+        raise InputError(
+            f"min_distance: {value!r} must be a number of Angstrom in "
+            f"[{COLLAPSE_DISTANCE}, {MAX_MIN_DISTANCE}]"
+        )
+    return float(value)
 
 
 def allowed_elements(
@@ -99,6 +117,8 @@ def sample(
     progress: bool = True,
     precision: str = "auto",
     max_attempts: int = 10,
+    corrector_steps: int = 1,
+    min_distance: float = COLLAPSE_DISTANCE,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
 
@@ -108,8 +128,12 @@ def sample(
     through Wyckoff templates (elements and site symmetry clamped during denoising).
     steps defaults to the checkpoint's `sampling_steps` (else all trained steps); precision
     "bf16" runs the network under bfloat16 autocast, "32" in float32, and "auto" picks bf16 on
-    CPUs that compute it natively (metadata `precision` says which ran). max_attempts > 1
-    re-draws crystals flagged `collapsed` or not `symmetry_ok` (same plan, fresh noise) up to
+    CPUs that compute it natively (metadata `precision` says which ran). corrector_steps is the
+    number of Langevin moves of the coordinates before each predictor step (each one more
+    network call; 0 = predictor only). max_attempts > 1
+    re-draws crystals flagged `collapsed` or not `symmetry_ok`, and those with two atoms closer
+    than min_distance (Angstrom; at least the collapse threshold 0.5), with the same plan and
+    fresh noise, up to
     that many draws in all (formula runs switch a crystal that still fails after half of them to
     a fresh template); metadata `attempts` counts the draws. The default 10 makes (nearly)
     every output carry the symmetry it claims; max_attempts=1 keeps and flags every first draw
@@ -118,6 +142,8 @@ def sample(
     n = positive_int("n", n)
     batch_size = positive_int("batch_size", batch_size)
     max_attempts = positive_int("max_attempts", max_attempts)
+    corrector_steps = non_negative_int("corrector_steps", corrector_steps)
+    min_distance = redraw_distance(min_distance)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed: {seed!r} must be a non-negative integer")
     groups = conditions.parse_spacegroups(spacegroups)
@@ -144,9 +170,11 @@ def sample(
         "schedule": schedule,
         "generator": torch.Generator().manual_seed(int(seed)),
         "element_allowed": element_allowed,
+        "corrector_steps": corrector_steps,
         "run_info": {
             "requested_spacegroups": list(groups or []),
             "steps": len(schedule),
+            "corrector_steps": corrector_steps,
             "precision": precision,
         },
     }
@@ -160,7 +188,7 @@ def sample(
             )
         # Redraws are pooled over the whole run so that they, too, run in full batches.
         for attempt in range(2, max_attempts + 1):
-            retry = [i for i, crystal in enumerate(crystals) if needs_redraw(crystal)]
+            retry = [i for i, c in enumerate(crystals) if needs_redraw(c, min_distance)]
             if not retry:
                 break
             if counts is not None and attempt > (max_attempts + 1) // 2:
@@ -182,9 +210,12 @@ def sample(
     return crystals
 
 
-def needs_redraw(crystal: SampledCrystal) -> bool:
-    """Collapsed crystals, and crystals whose atoms have more symmetry than the sampled group."""
-    return bool(crystal.metadata["collapsed"] or not crystal.metadata["symmetry_ok"])
+def needs_redraw(crystal: SampledCrystal, min_distance: float = COLLAPSE_DISTANCE) -> bool:
+    """Collapsed crystals, crystals with atoms closer than min_distance, and crystals whose
+    atoms have more symmetry than the sampled group."""
+    meta = crystal.metadata
+    too_close = meta["collapsed"] or meta["min_distance"] < min_distance
+    return bool(too_close or not meta["symmetry_ok"])
 
 
 def denoise_and_unfold(
@@ -194,6 +225,7 @@ def denoise_and_unfold(
     schedule: Sequence[tuple[int, int]],
     generator: torch.Generator,
     element_allowed: torch.Tensor,
+    corrector_steps: int,
     run_info: dict,
     bar=None,
 ) -> list[SampledCrystal]:
@@ -206,6 +238,7 @@ def denoise_and_unfold(
         generator,
         element_allowed=element_allowed,
         on_step=functools.partial(bar.update, len(plans)) if bar is not None else None,
+        corrector_steps=corrector_steps,
     )
     metadata = [{**run_info, "attempts": 1} for _ in plans]
     return unfold(units, fixed, metadata)
@@ -227,6 +260,8 @@ def sample_to_dir(
     overwrite: bool = False,
     precision: str = "auto",
     max_attempts: int = 10,
+    corrector_steps: int = 1,
+    min_distance: float = COLLAPSE_DISTANCE,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
     summary.json); returns the summary. Nothing is left behind on error."""
@@ -246,6 +281,8 @@ def sample_to_dir(
         progress=progress,
         precision=precision,
         max_attempts=max_attempts,
+        corrector_steps=corrector_steps,
+        min_distance=min_distance,
     )
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
@@ -261,6 +298,8 @@ def sample_to_dir(
             "seed": seed,
             "precision": crystals[0].metadata["precision"] if crystals else precision,
             "max_attempts": max_attempts,
+            "corrector_steps": corrector_steps,
+            "min_distance": min_distance,
             "checkpoint": checkpoint_label(checkpoint),
         }
         summary["out_dir"] = str(out)
