@@ -7,7 +7,7 @@ Jensen-Shannon distance to the whole MP-20 test split (its recorded `spacegroup.
 the sampling speed.
 
     python scripts/steps_table.py --n 1000 --steps 50,100,250 [--checkpoint model.pt]
-        [--max-attempts 1] [--corrector-steps 1]
+        [--max-attempts 1] [--corrector-steps 1] [--min-distance 0.5]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def measure(args: argparse.Namespace, steps: int, reference: list[int]) -> dict:
         precision=args.precision,
         max_attempts=args.max_attempts,
         corrector_steps=args.corrector_steps,
+        min_distance=args.min_distance,
         progress=False,
     )
     n = args.n
@@ -81,6 +82,9 @@ def main() -> None:
     parser.add_argument(
         "--corrector-steps", type=int, default=1, help="Langevin moves per step (0: predictor only)"
     )
+    parser.add_argument(
+        "--min-distance", type=float, default=0.5, help="redraw threshold in A (with redraws)"
+    )
     args = parser.parse_args()
     args.precision = resolve_precision(args.precision)
     reference = pd.read_csv(TEST_SPLIT)["spacegroup.number"].astype(int).tolist()
@@ -90,6 +94,7 @@ def main() -> None:
         f"{args.n} crystals per row, seed {args.seed}, model: {model}, precision {args.precision},"
         f" {args.max_attempts} draw(s) per crystal,"
         f" {args.corrector_steps} corrector move(s) per step,"
+        f" redraw below {args.min_distance} A,"
         f" torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}."
         " sg_jsd: detected groups vs the whole MP-20 test split (9,046 crystals);"
         " struct. valid at 1 A: no two atoms closer than 1 A (MP-20 test split: 99.19 %)."
