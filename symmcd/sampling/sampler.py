@@ -130,12 +130,11 @@ def sample(
     "bf16" runs the network under bfloat16 autocast, "32" in float32, and "auto" picks bf16 on
     CPUs that compute it natively (metadata `precision` says which ran). corrector_steps is the
     number of Langevin moves of the coordinates before each predictor step (each one more
-    network call; 0 = predictor only). max_attempts > 1
-    re-draws crystals flagged `collapsed` or not `symmetry_ok`, and those with two atoms closer
-    than min_distance (Angstrom; at least the collapse threshold 0.5), with the same plan and
-    fresh noise, up to
-    that many draws in all (formula runs switch a crystal that still fails after half of them to
-    a fresh template); metadata `attempts` counts the draws. The default 10 makes (nearly)
+    network call; 0 = predictor only). max_attempts > 1 re-draws crystals flagged `collapsed`
+    or not `symmetry_ok`, and those with two atoms closer than min_distance (Angstrom; at least
+    the collapse threshold 0.5), with the same plan and fresh noise, up to that many draws in
+    all (formula runs switch a crystal that still fails after half of them to a fresh
+    template); metadata `attempts` counts the draws. The default 10 makes (nearly)
     every output carry the symmetry it claims; max_attempts=1 keeps and flags every first draw
     (the published protocol, whose validity figures count such crystals as failures).
     """
