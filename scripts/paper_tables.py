@@ -86,6 +86,7 @@ def model_line(checkpoint: str | None) -> str:
         f"{hardware.get('cpu_count', '?')} x {hardware.get('machine', '?')} CPU cores, "
         f"{hardware.get('accelerator', '?')}), val loss {meta.get('val_loss', float('nan')):.3f}, "
         f"{meta.get('sampling_steps', 'all')} sampling steps"
+        + (f"; fine-tuned from {meta['fine_tuned_from']}" if "fine_tuned_from" in meta else "")
     )
 
 

@@ -273,3 +273,16 @@ def test_formula_redraws_switch_to_fresh_templates(toy_model):
         assert crystal.structure.composition.reduced_formula == "Li2O"
     again = sample(24, max_attempts=4, **kwargs)
     assert [c.metadata["wyckoff"] for c in crystals] == [c.metadata["wyckoff"] for c in again]
+
+
+def test_shipped_model_loads_and_samples_symmetric_crystals():
+    """The model in the package (what `symmcd sample` uses by default) loads and works."""
+    from symmcd.sampling.sampler import load_model
+
+    loaded = load_model(None)
+    assert loaded.metadata["sampling_steps"] == 100
+    assert loaded.statistics.num_crystals == 20762
+    crystals = sample(8, steps=20, seed=0, precision="32", progress=False)
+    assert len({c.metadata["spacegroup"] for c in crystals}) > 1
+    passed = [c.metadata["symmetry_ok"] and not c.metadata["collapsed"] for c in crystals]
+    assert sum(passed) >= 7
