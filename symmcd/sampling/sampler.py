@@ -56,16 +56,16 @@ def default_steps(loaded, steps: int | None) -> int | None:
     return int(shipped) if shipped else None
 
 
+def checked_int(name: str, value, minimum: int) -> int:
+    """`value` as an int, or an InputError naming `name` unless it is an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
+        raise InputError(f"{name}: {value!r} must be a {kind} integer")
+    return int(value)
+
+
 def positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name}: {value!r} must be a positive integer")
-    return int(value)
-
-
-def non_negative_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InputError(f"{name}: {value!r} must be a non-negative integer")
-    return int(value)
+    return checked_int(name, value, 1)
 
 
 def redraw_distance(value) -> float:
@@ -141,7 +141,7 @@ def sample(
     n = positive_int("n", n)
     batch_size = positive_int("batch_size", batch_size)
     max_attempts = positive_int("max_attempts", max_attempts)
-    corrector_steps = non_negative_int("corrector_steps", corrector_steps)
+    corrector_steps = checked_int("corrector_steps", corrector_steps, 0)
     min_distance = redraw_distance(min_distance)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed: {seed!r} must be a non-negative integer")
