@@ -11,6 +11,7 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from symmcd.errors import InputError
 from symmcd.evaluation import evaluate
+from symmcd.evaluation import summary as summary_module
 from symmcd.evaluation.coverage import (
     composition_fingerprint,
     coverage,
@@ -222,6 +223,55 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     ):
         assert (out / name).stat().st_size > 1000
     assert "cov_recall" in (out / "report.html").read_text()
+
+
+def _counting_describe(monkeypatch) -> list:
+    """Make ``describe_crystal`` record each crystal it describes; returns the record."""
+    calls: list = []
+    original = summary_module.describe_crystal
+
+    def counting(structure, with_fingerprints):
+        calls.append(structure)
+        return original(structure, with_fingerprints)
+
+    monkeypatch.setattr(summary_module, "describe_crystal", counting)
+    return calls
+
+
+def _assert_same_summary(left, right) -> None:
+    for name in ("struct_valid", "comp_valid", "spacegroup", "template", "formula", "struct_fp"):
+        np.testing.assert_array_equal(getattr(left, name), getattr(right, name))
+    np.testing.assert_array_equal(left.comp_fp, right.comp_fp)
+    np.testing.assert_array_equal(left.density, right.density)
+
+
+def test_crystal_store_describes_each_new_crystal_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    calls = _counting_describe(monkeypatch)
+    summary_module.summarize([rock_salt(), silicon()], None, True, workers=1, progress=False)
+    assert len(calls) == 2
+    calls.clear()
+    crystals = [silicon(), rock_salt(), cesium_chloride(), cesium_chloride(), None]
+    stored = summary_module.summarize(crystals, None, True, workers=1, progress=False)
+    assert len(calls) == 2  # CsCl once (twice in the set) and the unreadable entry
+    fresh = summary_module._stack(summary_module.describe_rows(crystals, True, 1, False))
+    _assert_same_summary(stored, fresh)
+    assert stored.spacegroup.tolist() == [227, 225, 221, 221, 0]
+    calls.clear()
+    moved = rock_salt()
+    moved.translate_sites([0], [0.01, 0, 0])  # another crystal: described again
+    summary_module.summarize([moved, rock_salt()], None, True, workers=1, progress=False)
+    assert calls == [moved]
+
+
+def test_corrupt_crystal_store_is_recomputed_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    store = summary_module.crystal_store().path
+    store.write_bytes(b"not a database" * 100)
+    calls = _counting_describe(monkeypatch)
+    with pytest.warns(UserWarning, match="crystal cache .* unusable"):
+        result = summary_module.summarize([rock_salt()], None, False, workers=1, progress=False)
+    assert len(calls) == 1 and result.spacegroup.tolist() == [225]
 
 
 @pytest.mark.slow
