@@ -72,7 +72,7 @@ def test_relax_dir_relaxes_rock_salt_keeping_symmetry(tmp_path):
 
 
 @pytest.mark.slow
-def test_relax_dir_in_parallel_keeps_order_and_counts_unreadable_files(tmp_path):
+def test_relax_dir_in_parallel_keeps_order_and_counts_unreadable_files(tmp_path, monkeypatch):
     (tmp_path / "in").mkdir()
     for name, a in (("a_nacl", 5.9), ("c_nacl", 5.4)):
         salt = Structure.from_spacegroup(
@@ -81,6 +81,7 @@ def test_relax_dir_in_parallel_keeps_order_and_counts_unreadable_files(tmp_path)
         salt.to(filename=str(tmp_path / "in" / f"{name}.cif"), fmt="cif")
     (tmp_path / "in" / "b_broken.cif").write_text("data_broken\n_cell_length_a 1\n")
     serial = relax_dir(tmp_path / "in", tmp_path / "one", steps=5, progress=False, workers=1)
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "other_cache"))  # relax again, in parallel
     parallel = relax_dir(tmp_path / "in", tmp_path / "two", steps=5, progress=False, workers=2)
     assert serial == {**parallel, "mean_seconds": serial["mean_seconds"]}
     assert parallel["n"] == 3 and parallel["relaxed"] == 2 and parallel["failed"] == 1
@@ -92,6 +93,40 @@ def test_relax_dir_in_parallel_keeps_order_and_counts_unreadable_files(tmp_path)
     assert two[1]["error"] == "unreadable"
     for a, b in ((one[0], two[0]), (one[2], two[2])):
         assert a["energy_per_atom"] == pytest.approx(b["energy_per_atom"], abs=1e-4)
+
+
+def _salt(a: float) -> Structure:
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+
+
+def test_relax_many_keeps_results_and_skips_crystals_relaxed_before(monkeypatch):
+    from symmcd.evaluation import relax
+
+    calls = []
+
+    def fake_relaxation(job):
+        structure, keep_symmetry, steps, fmax, time_limit = job
+        calls.append(structure)
+        error = "RelaxationTimedOut: ran past its limit" if structure.lattice.a > 6 else ""
+        energy = -structure.lattice.a
+        return relax.RelaxResult(structure.copy(), energy, energy, 3, True, 225, 225, 0.1, error)
+
+    monkeypatch.setattr(relax, "_relax_job", fake_relaxation)
+    small, large, slow = _salt(5.6), _salt(5.7), _salt(6.5)
+    first = list(relax.relax_many([small, large, small, slow], workers=1, progress=False))
+    assert calls == [small, large, slow]  # the repeated crystal is relaxed once
+    assert [r.energy_per_atom for r in first] == [-5.6, -5.7, -5.6, -6.5]
+    calls.clear()
+    again = list(relax.relax_many([large, slow, small], workers=1, progress=False))
+    assert calls == [slow]  # only the one stopped by the time limit is relaxed again
+    assert [r.energy_per_atom for r in again] == [-5.7, -6.5, -5.6]
+    assert again[0].structure == first[1].structure and again[0].steps == 3
+    calls.clear()
+    list(relax.relax_many([small], keep_symmetry=True, workers=1, progress=False))
+    list(relax.relax_many([small], steps=10, workers=1, progress=False))
+    assert calls == [small, small]  # other settings: relaxed anew
 
 
 def test_volume_guard_stops_a_cell_that_blows_up():

@@ -4,7 +4,8 @@ ASE FIRE on a ``FrechetCellFilter`` (positions + cell), stopping at ``fmax`` (eV
 A relaxation whose cell volume changes more than 4-fold, or that runs past ``time_limit`` seconds,
 is stopped and reported as failed (``error``), so one pathological crystal cannot hold up a run.
 With ``keep_symmetry`` the ASE ``FixSymmetry`` constraint (symprec 0.1) symmetrises forces and
-stress so the space group found at the start is kept.
+stress so the space group found at the start is kept. Results are kept per crystal in the crystal
+store (``store.py``), so no crystal is relaxed twice with the same settings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from symmcd.errors import InputError
 from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
 from symmcd.evaluation.io import read_cif_file
+from symmcd.evaluation.store import crystal_key, crystal_store
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 from symmcd.evaluation.workers import default_workers, worker_pool
 
@@ -144,6 +146,27 @@ def _relax_job(job: tuple[Structure, bool, int, float, float | None]) -> RelaxRe
     return relax_structure(*job)
 
 
+def relax_kind(keep_symmetry: bool, steps: int, fmax: float) -> str:
+    """The crystal store's name for a relaxation with these settings (and this CHGNet)."""
+    from chgnet import __version__ as chgnet_version
+
+    mode = "fixsym" if keep_symmetry else "free"
+    return f"relax-{mode}-{steps}-{fmax:g}-chgnet{chgnet_version}"
+
+
+def _stored(result: RelaxResult) -> dict:
+    """A result as a JSON-ready store entry (the relaxed structure as pymatgen's dict)."""
+    entry = {k: v for k, v in asdict(result).items() if k != "structure"}
+    entry["structure"] = result.structure.as_dict() if result.structure is not None else None
+    return entry
+
+
+def _from_stored(entry: dict) -> RelaxResult:
+    fields = dict(entry)
+    structure = fields.pop("structure")
+    return RelaxResult(structure=Structure.from_dict(structure) if structure else None, **fields)
+
+
 def relax_many(
     structures: Sequence[Structure],
     keep_symmetry: bool = False,
@@ -156,23 +179,42 @@ def relax_many(
 ) -> Iterator[RelaxResult]:
     """Relax structures in order, over ``workers`` processes (default: all cores).
 
+    Each result is kept in the crystal store as soon as it is done, and crystals relaxed before
+    with the same settings are not relaxed again: a stopped run resumes where it stopped. (Runs
+    stopped by ``time_limit`` are not kept: whether they finish depends on the machine's load.)
     Each worker runs CHGNet on one thread: on a few cores, separate crystals in parallel go
     faster than one crystal on several threads. Workers are spawned, not forked, because the
     parent may already hold an initialised torch thread pool.
     """
-    workers = min(workers or default_workers(), max(len(structures), 1))
-    jobs = [(structure, keep_symmetry, steps, fmax, time_limit) for structure in structures]
-    bar = tqdm(total=len(jobs), desc=label, disable=not progress, unit="crystal")
-    with bar:
+    kind = relax_kind(keep_symmetry, steps, fmax)
+    store = crystal_store()
+    keys = [crystal_key(structure) for structure in structures]
+    stored = store.get(set(keys), kind)
+    todo: dict[str, int] = {}  # key -> first index, for distinct crystals not relaxed before
+    for i, key in enumerate(keys):
+        if key not in stored and key not in todo:
+            todo[key] = i
+    jobs = [(structures[i], keep_symmetry, steps, fmax, time_limit) for i in todo.values()]
+    workers = min(workers or default_workers(), max(len(jobs), 1))
+    fresh: dict[str, RelaxResult] = {}
+    bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
+    with bar, contextlib.ExitStack() as stack:
         if workers <= 1:
-            for job in jobs:
-                yield _relax_job(job)
-                bar.update()
-            return
-        with worker_pool(workers, "spawn", initializer=_one_thread) as pool:
-            for result in pool.imap(_relax_job, jobs):
-                yield result
-                bar.update()
+            computed = map(_relax_job, jobs)
+        else:
+            pool = stack.enter_context(worker_pool(workers, "spawn", initializer=_one_thread))
+            computed = pool.imap(_relax_job, jobs)
+        for key in keys:
+            if key in fresh:
+                result = fresh[key]
+            elif key in stored:
+                result = _from_stored(stored[key])
+            else:
+                result = fresh[key] = next(computed)
+                if not result.error.startswith(RelaxationTimedOut.__name__):
+                    store.put({key: _stored(result)}, kind)
+            yield result
+            bar.update()
 
 
 def result_record(name: str, result: RelaxResult, keep_symmetry: bool) -> dict:

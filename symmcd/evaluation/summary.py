@@ -4,20 +4,13 @@ One pass over the structures gives everything the metrics need: validity flags, 
 group and Wyckoff template, density, number of elements, reduced formula and (optionally) the
 CrystalNN / Magpie fingerprints. Two caches under ``~/.cache/symmcd/summaries/``: whole sets read
 from files, keyed by the sha256 of their bytes (the reference and training sets load in one read),
-and single crystals, keyed by their content (``crystal_key``), so sets that share crystals (a
-one-draw run and the redrawing run of the same seed, a folder grown by more samples) describe
+and single crystals, in the crystal store (``store.py``), so sets that share crystals describe
 each crystal once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
-import sqlite3
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -32,6 +25,7 @@ from symmcd.evaluation.coverage import (
     structure_fingerprint,
 )
 from symmcd.evaluation.io import cache_dir
+from symmcd.evaluation.store import crystal_key, crystal_store
 from symmcd.evaluation.templates import spacegroup_and_template, template_to_string
 from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
 from symmcd.evaluation.workers import default_workers, worker_pool
@@ -168,104 +162,6 @@ def save_cached(path: Path, summary: CrystalSummary) -> None:
     os.replace(temporary, path)
 
 
-def crystal_key(structure: Structure) -> str:
-    """Content key of one crystal: sha256 of its lattice, species and fractional coordinates, so
-    the same crystal gets the same key whichever file it was read from."""
-    digest = hashlib.sha256()
-    digest.update(np.asarray(structure.lattice.matrix, dtype=np.float64).tobytes())
-    digest.update(" ".join(site.species_string for site in structure).encode())
-    digest.update(np.asarray(structure.frac_coords, dtype=np.float64).tobytes())
-    return digest.hexdigest()
-
-
-_ARRAY_COLUMNS = ("struct_fp", "comp_fp")
-
-
-class CrystalStore:
-    """Descriptor rows of single crystals in one SQLite file, keyed by ``crystal_key`` and kind
-    (with or without fingerprints). An unreadable or locked file makes the store a no-op: the
-    rows are then recomputed, never wrong."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as connection:
-                connection.execute(
-                    "CREATE TABLE IF NOT EXISTS rows (key TEXT, kind TEXT, scalars TEXT, "
-                    "struct_fp BLOB, comp_fp BLOB, PRIMARY KEY (key, kind))"
-                )
-            self.usable = True
-        except (OSError, sqlite3.Error) as error:
-            self.usable = False
-            warnings.warn(
-                f"crystal cache {path} unusable ({error}); describing every crystal "
-                "(delete the file to rebuild it)",
-                stacklevel=2,
-            )
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection that commits on success and is always closed."""
-        connection = sqlite3.connect(self.path, timeout=60)
-        try:
-            with connection:
-                yield connection
-        finally:
-            connection.close()
-
-    def get(self, keys: set[str], kind: str) -> dict[str, dict]:
-        """The stored rows among ``keys``."""
-        if not self.usable or not keys:
-            return {}
-        found: dict[str, dict] = {}
-        wanted = sorted(keys)
-        try:
-            with self._connect() as connection:
-                for start in range(0, len(wanted), 500):
-                    chunk = wanted[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    query = (
-                        "SELECT key, scalars, struct_fp, comp_fp FROM rows "
-                        f"WHERE kind = ? AND key IN ({marks})"
-                    )
-                    for key, scalars, struct_fp, comp_fp in connection.execute(
-                        query, [kind, *chunk]
-                    ):
-                        row = json.loads(scalars)
-                        row["struct_fp"] = np.frombuffer(struct_fp, dtype=np.float64).copy()
-                        row["comp_fp"] = np.frombuffer(comp_fp, dtype=np.float64).copy()
-                        found[key] = row
-        except sqlite3.Error:
-            return {}
-        return found
-
-    def put(self, rows: dict[str, dict], kind: str) -> None:
-        """Store rows by key (one transaction)."""
-        if not self.usable or not rows:
-            return
-        records = []
-        for key, row in rows.items():
-            scalars = {k: _plain(v) for k, v in row.items() if k not in _ARRAY_COLUMNS}
-            arrays = [np.asarray(row[k], dtype=np.float64).tobytes() for k in _ARRAY_COLUMNS]
-            records.append((key, kind, json.dumps(scalars), *arrays))
-        try:
-            with self._connect() as connection:
-                insert = "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)"
-                connection.executemany(insert, records)
-        except sqlite3.Error:
-            pass  # a full disk or a locked file costs a recomputation next time, nothing else
-
-
-def _plain(value):
-    """A JSON-ready Python scalar of a numpy or Python one."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def crystal_store() -> CrystalStore:
-    return CrystalStore(cache_dir() / "summaries" / f"crystals-{SUMMARY_VERSION}.sqlite")
-
-
 def describe_with_store(
     structures: list[Structure | None],
     with_fingerprints: bool,
@@ -276,7 +172,7 @@ def describe_with_store(
     """Descriptors of every structure, in order, computing only those of the crystals the
     crystal store lacks (each distinct crystal once, over ``workers`` processes) and storing
     them."""
-    kind = "fp" if with_fingerprints else "plain"
+    kind = f"describe-{'fp' if with_fingerprints else 'plain'}-{SUMMARY_VERSION}"
     keys = [crystal_key(s) if s is not None else None for s in structures]
     store = crystal_store()
     known = store.get({k for k in keys if k is not None}, kind)

@@ -1,0 +1,109 @@
+"""Per-crystal results on disk, keyed by the crystal's content, so no crystal is worked on twice.
+
+Descriptors and fingerprints (``summary.py``) and CHGNet relaxations (``relax.py``) are stored
+crystal by crystal in one SQLite file, ``~/.cache/symmcd/summaries/crystals.sqlite``: a set that
+shares crystals with one evaluated before (the one-draw and the redrawing run of one seed, a
+folder grown by more samples) only works on its new crystals, and an evaluation stopped during
+its relaxations resumes where it stopped. Each entry is JSON under (crystal key, kind); the kind
+names what was computed and with which settings, so a change of settings never reads stale rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+from symmcd.evaluation.io import cache_dir
+
+STORE_NAME = "crystals.sqlite"
+_CHUNK = 500  # keys per SELECT (SQLite's limit on bound parameters is 32,766 by default)
+
+
+def crystal_key(structure: Structure) -> str:
+    """Content key of one crystal: sha256 of its lattice, species and fractional coordinates, so
+    the same crystal gets the same key whichever file it was read from."""
+    digest = hashlib.sha256()
+    digest.update(np.asarray(structure.lattice.matrix, dtype=np.float64).tobytes())
+    digest.update(" ".join(site.species_string for site in structure).encode())
+    digest.update(np.asarray(structure.frac_coords, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+class CrystalStore:
+    """JSON entries keyed by (crystal key, kind) in one SQLite file. An unreadable file makes the
+    store a no-op (with a warning): entries are then recomputed, never wrong."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as connection:
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS entries "
+                    "(key TEXT, kind TEXT, value TEXT, PRIMARY KEY (key, kind))"
+                )
+            self.usable = True
+        except (OSError, sqlite3.Error) as error:
+            self.usable = False
+            warnings.warn(
+                f"crystal cache {self.path} unusable ({error}); computing every crystal "
+                "(delete the file to rebuild it)",
+                stacklevel=2,
+            )
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and is always closed."""
+        connection = sqlite3.connect(self.path, timeout=60)
+        try:
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def get(self, keys: set[str], kind: str) -> dict[str, dict]:
+        """The stored entries of ``kind`` among ``keys``."""
+        if not self.usable or not keys:
+            return {}
+        wanted = sorted(keys)
+        found: dict[str, dict] = {}
+        try:
+            with self._connect() as connection:
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    query = f"SELECT key, value FROM entries WHERE kind = ? AND key IN ({marks})"
+                    for key, value in connection.execute(query, [kind, *chunk]):
+                        found[key] = json.loads(value)
+        except sqlite3.Error:
+            return {}
+        return found
+
+    def put(self, entries: dict[str, dict], kind: str) -> None:
+        """Store entries (JSON values, numpy arrays and scalars) by key, in one transaction; a
+        failure (full disk, locked file) only costs a recomputation next time."""
+        if not self.usable or not entries:
+            return
+        records = [(key, kind, json.dumps(value, default=_plain)) for key, value in entries.items()]
+        with contextlib.suppress(sqlite3.Error), self._connect() as connection:
+            connection.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", records)
+
+
+def _plain(value):
+    """JSON form of the numpy values in an entry (floats round-trip exactly)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def crystal_store() -> CrystalStore:
+    """The store under the cache folder (``$SYMMCD_CACHE`` or ``~/.cache/symmcd``)."""
+    return CrystalStore(cache_dir() / "summaries" / STORE_NAME)
