@@ -116,6 +116,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         relax=args.relax,
         workers=args.workers,
         seed=args.seed,
+        relax_symmetric=args.relax_symmetric,
     )
     width = max(len(key) for key in metrics)
     for key, value in metrics.items():
@@ -233,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", nargs="+", help="training CSV(s) for novelty (default: MP-20)")
     p.add_argument("--out", required=True, help="output folder (metrics.json, report.html)")
     p.add_argument("--relax", type=int, default=0, help="relax N samples with CHGNet")
+    p.add_argument(
+        "--no-symmetric-relax",
+        dest="relax_symmetric",
+        action="store_false",
+        help="relax only freely, not also keeping the symmetry (*_fixsym metrics): half the time",
+    )
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)

@@ -129,6 +129,31 @@ def test_relax_many_keeps_results_and_skips_crystals_relaxed_before(monkeypatch)
     assert calls == [small, small]  # other settings: relaxed anew
 
 
+def test_stability_without_symmetric_relaxation_relaxes_once(tmp_path, monkeypatch):
+    from symmcd.evaluation import relax
+    from symmcd.evaluation.io import CrystalSet
+    from symmcd.evaluation.stability import stability_metrics
+    from symmcd.evaluation.summary import _stack, describe_rows
+
+    modes = []
+
+    def fake_relaxation(job):
+        structure, keep_symmetry, *_ = job
+        modes.append(keep_symmetry)
+        return relax.RelaxResult(structure.copy(), -3.0, -3.0, 3, True, 225, 225, 0.1)
+
+    monkeypatch.setattr(relax, "_relax_job", fake_relaxation)
+    crystals = [_salt(5.6), _salt(5.7)]
+    summary = _stack(describe_rows(crystals, False, 1, False))
+    both = np.ones(2, dtype=bool)
+    metrics, records = stability_metrics(
+        CrystalSet(["a", "b"], crystals), summary, both, both, 2, 0, tmp_path, False, 1, False
+    )
+    assert modes == [False, False] and len(records) == 2
+    assert metrics["n_relaxed"] == 2 and metrics["stable"] == 1.0  # far below the NaCl hull
+    assert "stable_fixsym" not in metrics
+
+
 def test_volume_guard_stops_a_cell_that_blows_up():
     from ase import Atoms
 

@@ -213,9 +213,11 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     report: bool = True,
+    relax_symmetric: bool = True,
 ) -> dict:
     """Compute all metrics of ``samples`` against REF/TRAIN, write them and the report to
-    ``out_dir`` and return the metrics dictionary."""
+    ``out_dir`` and return the metrics dictionary. ``relax`` valid samples are relaxed with
+    CHGNet freely and, with ``relax_symmetric``, also keeping their symmetry (``*_fixsym``)."""
     started = time.perf_counter()
     samples_path, reference_path, train_paths = resolve_inputs(samples, reference, train)
     sample_set = load_samples(samples_path)
@@ -280,6 +282,7 @@ def evaluate(
             out_dir / "relaxed",
             progress,
             workers,
+            relax_symmetric,
         )
         metrics.update(stability)
         clock = lap("relax", clock)
@@ -287,6 +290,7 @@ def evaluate(
     metrics.update(
         settings(samples_path, reference_path, train_paths, seed, relax, workers, len(ref_summary))
     )
+    metrics["relax_symmetric"] = relax_symmetric
     metrics.update(timings)
     metrics["seconds_total"] = round(time.perf_counter() - started, 2)
     per_sample = per_sample_table(sample_set, sample_summary, strictly_valid, unique, novel)

@@ -1,6 +1,7 @@
 """Stability metrics of a seeded subsample of valid samples relaxed with CHGNet.
 
-Each chosen sample is relaxed twice: freely, and keeping its symmetry (ASE ``FixSymmetry``).
+Each chosen sample is relaxed freely and (unless ``symmetric=False``, which halves the cost)
+keeping its symmetry (ASE ``FixSymmetry``).
 Energies above the MP-20 reference hull (see ``hull.py``) give, over the relaxed subsample:
 ``stable`` (e_hull <= 0), ``metastable`` (<= 0.1 eV/atom), ``sun`` (stable, unique, novel),
 ``msun`` (metastable, unique, novel) and ``ssun`` (stable, unique, novel and not P1 after
@@ -48,13 +49,15 @@ def stability_metrics(
     out_dir: Path,
     progress: bool = True,
     workers: int | None = None,
+    symmetric: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Relax up to ``count`` valid samples (seeded choice) both ways, over ``workers``
-    processes; return metrics + records."""
+    """Relax up to ``count`` valid samples (seeded choice) freely and, with ``symmetric``,
+    keeping their symmetry, over ``workers`` processes; return metrics + records."""
     rows = seeded_subsample(np.flatnonzero(summary.valid), count, seed)
     metrics: dict = {"n_relaxed": int(len(rows))}
     records: list[dict] = []
-    for keep_symmetry, suffix in ((False, ""), (True, "_fixsym")):
+    modes = ((False, ""), (True, "_fixsym")) if symmetric else ((False, ""),)
+    for keep_symmetry, suffix in modes:
         folder = out_dir / ("fixsym" if keep_symmetry else "free")
         folder.mkdir(parents=True, exist_ok=True)
         e_hull = np.full(len(rows), np.nan)
