@@ -180,8 +180,9 @@ def relax_many(
     """Relax structures in order, over ``workers`` processes (default: all cores).
 
     Each result is kept in the crystal store as soon as it is done, and crystals relaxed before
-    with the same settings are not relaxed again: a stopped run resumes where it stopped. (Runs
-    stopped by ``time_limit`` are not kept: whether they finish depends on the machine's load.)
+    with the same settings are not relaxed again: a stopped run resumes where it stopped.
+    (Relaxations stopped by ``time_limit`` are not kept: whether they finish depends on the
+    machine's load.)
     Each worker runs CHGNet on one thread: on a few cores, separate crystals in parallel go
     faster than one crystal on several threads. Workers are spawned, not forked, because the
     parent may already hold an initialised torch thread pool.
