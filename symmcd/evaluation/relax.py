@@ -146,6 +146,13 @@ def _relax_job(job: tuple[Structure, bool, int, float, float | None]) -> RelaxRe
     return relax_structure(*job)
 
 
+def _numbered_relax_job(
+    numbered: tuple[int, tuple[Structure, bool, int, float, float | None]],
+) -> tuple[int, RelaxResult]:
+    number, job = numbered
+    return number, _relax_job(job)
+
+
 def relax_kind(keep_symmetry: bool, steps: int, fmax: float) -> str:
     """The crystal store's name for a relaxation with these settings (and this CHGNet)."""
     from chgnet import __version__ as chgnet_version
@@ -200,20 +207,23 @@ def relax_many(
     fresh: dict[str, RelaxResult] = {}
     bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
     with bar, contextlib.ExitStack() as stack:
+        numbered = list(enumerate(jobs))
         if workers <= 1:
-            computed = map(_relax_job, jobs)
-        else:
+            computed = map(_numbered_relax_job, numbered)
+        else:  # as they finish, so a slow crystal holds back no finished result from the store
             pool = stack.enter_context(worker_pool(workers, "spawn", initializer=_one_thread))
-            computed = pool.imap(_relax_job, jobs)
+            computed = pool.imap_unordered(_numbered_relax_job, numbered)
+        todo_keys = list(todo)
         for key in keys:
-            if key in fresh:
-                result = fresh[key]
-            elif key in stored:
+            if key in stored:
                 result = _from_stored(stored[key])
             else:
-                result = fresh[key] = next(computed)
-                if not result.error.startswith(RelaxationTimedOut.__name__):
-                    store.put({key: _stored(result)}, kind)
+                while key not in fresh:
+                    number, done = next(computed)
+                    fresh[todo_keys[number]] = done
+                    if not done.error.startswith(RelaxationTimedOut.__name__):
+                        store.put({todo_keys[number]: _stored(done)}, kind)
+                result = fresh[key]
             yield result
             bar.update()
 
