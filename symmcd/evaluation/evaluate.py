@@ -288,9 +288,17 @@ def evaluate(
         clock = lap("relax", clock)
 
     metrics.update(
-        settings(samples_path, reference_path, train_paths, seed, relax, workers, len(ref_summary))
+        settings(
+            samples_path,
+            reference_path,
+            train_paths,
+            seed,
+            relax,
+            relax_symmetric,
+            workers,
+            len(ref_summary),
+        )
     )
-    metrics["relax_symmetric"] = relax_symmetric
     metrics.update(timings)
     metrics["seconds_total"] = round(time.perf_counter() - started, 2)
     per_sample = per_sample_table(sample_set, sample_summary, strictly_valid, unique, novel)
@@ -318,6 +326,7 @@ def settings(
     train: list[Path],
     seed: int,
     relax: int,
+    relax_symmetric: bool,
     workers: int | None,
     n_reference: int,
 ) -> dict:
@@ -329,6 +338,7 @@ def settings(
         "train": ";".join(str(p) for p in train),
         "seed": seed,
         "relax": relax,
+        "relax_symmetric": relax_symmetric,
         "workers": workers,
         "symprec": SYMPREC,
         "min_distance_A": MIN_DISTANCE,

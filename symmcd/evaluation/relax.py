@@ -26,7 +26,7 @@ from tqdm import tqdm
 from symmcd.errors import InputError
 from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
 from symmcd.evaluation.io import read_cif_file
-from symmcd.evaluation.store import crystal_key, crystal_store
+from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 from symmcd.evaluation.workers import default_workers, worker_pool
 
@@ -146,11 +146,11 @@ def _relax_job(job: tuple[Structure, bool, int, float, float | None]) -> RelaxRe
     return relax_structure(*job)
 
 
-def _numbered_relax_job(
-    numbered: tuple[int, tuple[Structure, bool, int, float, float | None]],
-) -> tuple[int, RelaxResult]:
-    number, job = numbered
-    return number, _relax_job(job)
+def _keyed_relax_job(
+    keyed: tuple[str, tuple[Structure, bool, int, float, float | None]],
+) -> tuple[str, RelaxResult]:
+    key, job = keyed
+    return key, _relax_job(job)
 
 
 def relax_kind(keep_symmetry: bool, steps: int, fmax: float) -> str:
@@ -198,31 +198,28 @@ def relax_many(
     store = crystal_store()
     keys = [crystal_key(structure) for structure in structures]
     stored = store.get(set(keys), kind)
-    todo: dict[str, int] = {}  # key -> first index, for distinct crystals not relaxed before
-    for i, key in enumerate(keys):
-        if key not in stored and key not in todo:
-            todo[key] = i
-    jobs = [(structures[i], keep_symmetry, steps, fmax, time_limit) for i in todo.values()]
+    jobs = [
+        (key, (structures[i], keep_symmetry, steps, fmax, time_limit))
+        for key, i in missing_keys(keys, stored).items()
+    ]
     workers = min(workers or default_workers(), max(len(jobs), 1))
     fresh: dict[str, RelaxResult] = {}
     bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
     with bar, contextlib.ExitStack() as stack:
-        numbered = list(enumerate(jobs))
         if workers <= 1:
-            computed = map(_numbered_relax_job, numbered)
+            computed = map(_keyed_relax_job, jobs)
         else:  # as they finish, so a slow crystal holds back no finished result from the store
             pool = stack.enter_context(worker_pool(workers, "spawn", initializer=_one_thread))
-            computed = pool.imap_unordered(_numbered_relax_job, numbered)
-        todo_keys = list(todo)
+            computed = pool.imap_unordered(_keyed_relax_job, jobs)
         for key in keys:
             if key in stored:
                 result = _from_stored(stored[key])
             else:
                 while key not in fresh:
-                    number, done = next(computed)
-                    fresh[todo_keys[number]] = done
+                    done_key, done = next(computed)
+                    fresh[done_key] = done
                     if not done.error.startswith(RelaxationTimedOut.__name__):
-                        store.put({todo_keys[number]: _stored(done)}, kind)
+                        store.put({done_key: _stored(done)}, kind)
                 result = fresh[key]
             yield result
             bar.update()

@@ -37,6 +37,16 @@ def crystal_key(structure: Structure) -> str:
     return digest.hexdigest()
 
 
+def missing_keys(keys: list[str | None], known: dict[str, dict]) -> dict[str, int]:
+    """Each distinct key of ``keys`` absent from ``known`` (and not None), with the index of its
+    first occurrence, in order: the crystals still to be worked on, each once."""
+    missing: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key is not None and key not in known and key not in missing:
+            missing[key] = index
+    return missing
+
+
 class CrystalStore:
     """JSON entries keyed by (crystal key, kind) in one SQLite file. An unreadable file makes the
     store a no-op (with a warning): entries are then recomputed, never wrong."""

@@ -25,7 +25,7 @@ from symmcd.evaluation.coverage import (
     structure_fingerprint,
 )
 from symmcd.evaluation.io import cache_dir
-from symmcd.evaluation.store import crystal_key, crystal_store
+from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import spacegroup_and_template, template_to_string
 from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
 from symmcd.evaluation.workers import default_workers, worker_pool
@@ -176,10 +176,7 @@ def describe_with_store(
     keys = [crystal_key(s) if s is not None else None for s in structures]
     store = crystal_store()
     known = store.get({k for k in keys if k is not None}, kind)
-    todo: dict[str, int] = {}  # key -> first index, for distinct crystals not in the store
-    for i, key in enumerate(keys):
-        if key is not None and key not in known and key not in todo:
-            todo[key] = i
+    todo = missing_keys(keys, known)
     any_unreadable = None in keys
     jobs = [structures[i] for i in todo.values()] + ([None] if any_unreadable else [])
     rows = describe_rows(jobs, with_fingerprints, workers, progress, label)

@@ -143,8 +143,7 @@ def sample(
     max_attempts = positive_int("max_attempts", max_attempts)
     corrector_steps = checked_int("corrector_steps", corrector_steps, 0)
     min_distance = redraw_distance(min_distance)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed: {seed!r} must be a non-negative integer")
+    seed = checked_int("seed", seed, 0)
     groups = conditions.parse_spacegroups(spacegroups)
     symbols = conditions.parse_elements(elements)
     counts = conditions.parse_formula(formula) if formula is not None else None
