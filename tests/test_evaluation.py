@@ -264,6 +264,28 @@ def test_crystal_store_describes_each_new_crystal_once(tmp_path, monkeypatch):
     assert calls == [moved]
 
 
+def test_stopped_describe_keeps_what_it_computed(tmp_path, monkeypatch):
+    """Descriptors reach the crystal store in batches, so a run stopped part-way resumes."""
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(summary_module, "STORE_BATCH", 2)
+    original = summary_module.describe_crystal
+    crystals = [rock_salt(), silicon(), cesium_chloride(), None]
+
+    def stopping(structure, with_fingerprints):
+        if structure is crystals[2]:
+            raise KeyboardInterrupt
+        return original(structure, with_fingerprints)
+
+    monkeypatch.setattr(summary_module, "describe_crystal", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        summary_module.summarize(crystals, None, False, workers=1, progress=False)
+    monkeypatch.setattr(summary_module, "describe_crystal", original)
+    calls = _counting_describe(monkeypatch)
+    summary = summary_module.summarize(crystals, None, False, workers=1, progress=False)
+    assert calls == [crystals[2], None]  # the first batch (NaCl, Si) came from the store
+    assert summary.spacegroup.tolist() == [225, 227, 221, 0]
+
+
 def test_corrupt_crystal_store_is_recomputed_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
     store = summary_module.crystal_store().path

@@ -223,3 +223,14 @@ def test_sigterm_to_the_parent_stops_the_pool_workers():
     while any(process_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(process_alive(pid) for pid in workers)
+
+
+def test_relaxation_order_extends_a_smaller_run():
+    from symmcd.evaluation.stability import relaxation_order
+
+    valid = np.arange(3, 500, 7)
+    larger = relaxation_order(valid, 40, seed=0)
+    assert len(set(larger.tolist())) == 40 and set(larger.tolist()) <= set(valid.tolist())
+    np.testing.assert_array_equal(relaxation_order(valid, 15, seed=0), larger[:15])
+    assert not np.array_equal(relaxation_order(valid, 15, seed=1), larger[:15])
+    assert sorted(relaxation_order(valid, 1000, seed=0).tolist()) == valid.tolist()

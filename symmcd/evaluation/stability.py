@@ -6,6 +6,11 @@ Energies above the MP-20 reference hull (see ``hull.py``) give, over the relaxed
 ``stable`` (e_hull <= 0), ``metastable`` (<= 0.1 eV/atom), ``sun`` (stable, unique, novel),
 ``msun`` (metastable, unique, novel) and ``ssun`` (stable, unique, novel and not P1 after
 relaxation). The unsuffixed keys use the free relaxation, ``*_fixsym`` the symmetric one.
+
+The subsample is a prefix of one seeded random order of the valid samples, relaxed in that order:
+``relax=k`` picks the first k crystals of any larger run, so a run stopped part-way has relaxed a
+uniform random subsample that a smaller ``relax`` reproduces from the crystal store, and raising
+``relax`` only relaxes the new crystals.
 """
 
 from __future__ import annotations
@@ -15,11 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from symmcd.evaluation.distributions import seeded_subsample
 from symmcd.evaluation.hull import METASTABLE, STABLE, energy_above_hull
 from symmcd.evaluation.io import CrystalSet
 from symmcd.evaluation.relax import relax_many, result_record
 from symmcd.evaluation.summary import CrystalSummary
+
+
+def relaxation_order(indices: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """The first ``count`` of ``indices`` in a seeded random order (a prefix of the order that
+    any larger ``count`` gives)."""
+    return np.random.default_rng(seed).permutation(np.asarray(indices))[:count]
 
 
 def stability_flags(
@@ -51,9 +61,9 @@ def stability_metrics(
     workers: int | None = None,
     symmetric: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Relax up to ``count`` valid samples (seeded choice) freely and, with ``symmetric``,
+    """Relax up to ``count`` valid samples (``relaxation_order``) freely and, with ``symmetric``,
     keeping their symmetry, over ``workers`` processes; return metrics + records."""
-    rows = seeded_subsample(np.flatnonzero(summary.valid), count, seed)
+    rows = relaxation_order(np.flatnonzero(summary.valid), count, seed)
     metrics: dict = {"n_relaxed": int(len(rows))}
     records: list[dict] = []
     modes = ((False, ""), (True, "_fixsym")) if symmetric else ((False, ""),)

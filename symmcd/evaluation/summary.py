@@ -10,7 +10,9 @@ each crystal once.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
 from symmcd.evaluation.workers import default_workers, worker_pool
 
 SUMMARY_VERSION = "v1"
+STORE_BATCH = 200  # crystals described between writes to the crystal store
 
 
 @dataclass
@@ -87,6 +90,28 @@ def _describe_plain(structure: Structure | None) -> dict:
     return describe_crystal(structure, False)
 
 
+def iter_describe(
+    structures: list[Structure | None],
+    with_fingerprints: bool,
+    workers: int | None = None,
+    progress: bool = True,
+    label: str = "describe",
+) -> Iterator[dict]:
+    """``describe_crystal`` of every structure, in parallel over ``workers`` processes, yielded
+    in order as they are computed."""
+    worker = _describe_fingerprinted if with_fingerprints else _describe_plain
+    workers = workers or default_workers()
+    bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
+    with bar, contextlib.ExitStack() as stack:
+        if workers <= 1 or len(structures) < 8:
+            rows = map(worker, structures)
+        else:
+            rows = stack.enter_context(worker_pool(workers, "fork")).imap(worker, structures, 4)
+        for row in rows:
+            bar.update()
+            yield row
+
+
 def describe_rows(
     structures: list[Structure | None],
     with_fingerprints: bool,
@@ -95,21 +120,7 @@ def describe_rows(
     label: str = "describe",
 ) -> list[dict]:
     """``describe_crystal`` of every structure, in parallel over ``workers`` processes, in order."""
-    worker = _describe_fingerprinted if with_fingerprints else _describe_plain
-    workers = workers or default_workers()
-    bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
-    rows = []
-    if workers <= 1 or len(structures) < 8:
-        for structure in structures:
-            rows.append(worker(structure))
-            bar.update()
-    else:
-        with worker_pool(workers, "fork") as pool:
-            for row in pool.imap(worker, structures, chunksize=4):
-                rows.append(row)
-                bar.update()
-    bar.close()
-    return rows
+    return list(iter_describe(structures, with_fingerprints, workers, progress, label))
 
 
 def _stack(rows: list[dict]) -> CrystalSummary:
@@ -179,11 +190,22 @@ def describe_with_store(
     todo = missing_keys(keys, known)
     any_unreadable = None in keys
     jobs = [structures[i] for i in todo.values()] + ([None] if any_unreadable else [])
-    rows = describe_rows(jobs, with_fingerprints, workers, progress, label)
-    unreadable_row = rows.pop() if any_unreadable else None  # the same for every unreadable one
-    computed = dict(zip(todo, rows, strict=True))
-    store.put(computed, kind)
-    known.update(computed)
+    todo_keys = list(todo)
+    unreadable_row = None
+    batch: dict[str, dict] = {}
+    for position, row in enumerate(
+        iter_describe(jobs, with_fingerprints, workers, progress, label)
+    ):
+        if position == len(todo_keys):
+            unreadable_row = row  # the same for every unreadable one
+            continue
+        batch[todo_keys[position]] = row
+        if len(batch) == STORE_BATCH:  # stored as they come: a stopped run resumes from here
+            store.put(batch, kind)
+            known.update(batch)
+            batch = {}
+    store.put(batch, kind)
+    known.update(batch)
     return _stack([known[key] if key is not None else unreadable_row for key in keys])
 
 
