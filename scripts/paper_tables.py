@@ -11,7 +11,7 @@ the Wyckoff-template table as markdown, beside the paper's figures.
     python scripts/paper_tables.py --set all --out RUN_DIR [--n 10000] [--relax 100]
     python scripts/paper_tables.py --set top10 --out RUN_DIR [--n 10000] [--relax 100]
         [--max-attempts 1] [--precision auto] [--workers W] [--checkpoint PATH]
-        [--no-symmetric-relax]
+        [--no-symmetric-relax] [--no-coverage]
 
 RUN_DIR/samples is reused when it exists and was written with the same settings (so a long run
 can be evaluated, or re-printed, without sampling again; relaxations done before, even by a
@@ -111,6 +111,12 @@ def main() -> None:
         action="store_false",
         help="relax only freely (the table's columns), not also keeping symmetry: half the time",
     )
+    parser.add_argument(
+        "--no-coverage",
+        dest="coverage",
+        action="store_false",
+        help="skip the CrystalNN fingerprints: COV-R / COV-P print as n/a",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -118,8 +124,12 @@ def main() -> None:
     summary = ensure_samples(args.out / "samples", args)
     metrics_path = args.out / "eval" / "metrics.json"
     previous = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    relaxed_then = (previous.get("relax"), previous.get("relax_symmetric", True))
-    if relaxed_then == (args.relax, args.relax_symmetric):
+    settings_then = (
+        previous.get("relax"),
+        previous.get("relax_symmetric", True),
+        previous.get("coverage", True),
+    )
+    if settings_then == (args.relax, args.relax_symmetric, args.coverage):
         print(f"reusing {metrics_path}")
         metrics = previous
     else:
@@ -132,6 +142,7 @@ def main() -> None:
             workers=args.workers,
             seed=args.seed,
             relax_symmetric=args.relax_symmetric,
+            coverage=args.coverage,
         )
 
     label = "all SGs" if args.set == "all" else "10 SGs"

@@ -102,6 +102,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         max_attempts=args.max_attempts,
         corrector_steps=args.corrector_steps,
         min_distance=args.min_distance,
+        element_temperature=args.element_temperature,
+        charge_balanced=args.charge_balanced,
     )
 
 
@@ -117,6 +119,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         workers=args.workers,
         seed=args.seed,
         relax_symmetric=args.relax_symmetric,
+        coverage=args.coverage,
     )
     width = max(len(key) for key in metrics)
     for key, value in metrics.items():
@@ -226,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="redraw crystals with two atoms closer than this many Angstrom (0.5, the collapse "
         "threshold; at most 3.0)",
     )
+    p.add_argument(
+        "--element-temperature",
+        type=float,
+        default=1.0,
+        help="divide the network's element logits by this at every step (1, as trained; below "
+        "1 favours the elements it finds most likely; 0.05-10)",
+    )
+    p.add_argument(
+        "--charge-balanced",
+        action="store_true",
+        help="also redraw crystals whose composition fails SMACT's charge-neutrality test "
+        "(compositional validity): a filter, counted in `attempts`",
+    )
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("evaluate", help="the field's metrics and an HTML report")
@@ -239,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="relax_symmetric",
         action="store_false",
         help="relax only freely, not also keeping the symmetry (*_fixsym metrics): half the time",
+    )
+    p.add_argument(
+        "--no-coverage",
+        dest="coverage",
+        action="store_false",
+        help="skip the CrystalNN fingerprints (the slowest unrelaxed metric) and leave COV-R / "
+        "COV-P out",
     )
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

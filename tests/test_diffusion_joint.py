@@ -171,6 +171,27 @@ def test_prior_and_strided_reverse_loop_with_random_model():
     assert state.edge_index.shape[1] == int((batch.num_nodes * (batch.num_nodes - 1)).sum())
 
 
+def test_low_element_temperature_follows_the_network_more_closely():
+    """Dividing the element logits by a small temperature makes the intermediate element draws
+    agree with the network's most likely element more often; temperature 1 changes nothing."""
+    diffusion, batch, model = make_diffusion(), synthetic_batch(200, seed=6), small_model()
+    model.eval()
+    state = diffusion.prior(batch.spacegroup, batch.sg_encoding, batch.num_nodes, gen(1))
+
+    def agreement(temperature: float) -> float:
+        new_state, out = diffusion.denoise_step(
+            model, state, 60, 30, gen(2), corrector_steps=0, element_temperature=temperature
+        )
+        return float((new_state.atom_types == out.element_logits.argmax(-1)).float().mean())
+
+    default, _ = diffusion.denoise_step(model, state, 60, 30, gen(2), corrector_steps=0)
+    same, _ = diffusion.denoise_step(
+        model, state, 60, 30, gen(2), corrector_steps=0, element_temperature=1.0
+    )
+    assert torch.equal(default.atom_types, same.atom_types)
+    assert agreement(0.05) > agreement(1.0) + 0.1
+
+
 def test_clamped_chains_hold_their_values():
     diffusion, batch, model = make_diffusion(), synthetic_batch(6, seed=4), small_model()
     n = batch.atom_types.shape[0]

@@ -225,6 +225,24 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     assert "cov_recall" in (out / "report.html").read_text()
 
 
+def test_evaluate_without_coverage_skips_the_fingerprints(tmp_path, monkeypatch):
+    fingerprinted = []
+    original = summary_module.describe_crystal
+
+    def recording(structure, with_fingerprints):
+        fingerprinted.append(with_fingerprints)
+        return original(structure, with_fingerprints)
+
+    monkeypatch.setattr(summary_module, "describe_crystal", recording)
+    crystals = [rock_salt(), cesium_chloride(), silicon(), magnesium_oxide()]
+    metrics = _evaluate_against_themselves(tmp_path, monkeypatch, crystals, 1, coverage=False)
+    assert fingerprinted and not any(fingerprinted)
+    assert metrics["cov_recall"] is None and metrics["cov_precision"] is None
+    assert metrics["coverage"] is False
+    assert metrics["valid"] == pytest.approx(4 / 5) and metrics["novel"] == pytest.approx(3 / 5)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["cov_recall"] is None
+
+
 def _counting_describe(monkeypatch) -> list:
     """Make ``describe_crystal`` record each crystal it describes; returns the record."""
     calls: list = []
@@ -262,6 +280,19 @@ def test_crystal_store_describes_each_new_crystal_once(tmp_path, monkeypatch):
     moved.translate_sites([0], [0.01, 0, 0])  # another crystal: described again
     summary_module.summarize([moved, rock_salt()], None, True, workers=1, progress=False)
     assert calls == [moved]
+
+
+def test_plain_summary_reuses_fingerprinted_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    calls = _counting_describe(monkeypatch)
+    with_fp = summary_module.summarize([rock_salt()], None, True, workers=1, progress=False)
+    plain = summary_module.summarize([silicon(), rock_salt()], None, False, 1, False)
+    assert len(calls) == 2  # rock salt's fingerprinted row served the plain request
+    assert plain.spacegroup.tolist() == [227, 225]
+    assert plain.formula[1] == with_fp.formula[0] and plain.density[1] == with_fp.density[0]
+    calls.clear()
+    summary_module.summarize([silicon()], None, True, workers=1, progress=False)
+    assert len(calls) == 1  # a plain row cannot serve a fingerprinted request
 
 
 def test_stopped_describe_keeps_what_it_computed(tmp_path, monkeypatch):

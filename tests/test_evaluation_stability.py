@@ -234,3 +234,22 @@ def test_relaxation_order_extends_a_smaller_run():
     np.testing.assert_array_equal(relaxation_order(valid, 15, seed=0), larger[:15])
     assert not np.array_equal(relaxation_order(valid, 15, seed=1), larger[:15])
     assert sorted(relaxation_order(valid, 1000, seed=0).tolist()) == valid.tolist()
+
+
+def _sigterm_action() -> str:
+    return "default" if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else "python"
+
+
+def test_pool_workers_die_on_sigterm_at_once():
+    """The parent's SIGTERM handler is not inherited: with it, a worker could miss the signal
+    while blocking on the task queue and hang Pool.terminate (seen in a 10,000-crystal run)."""
+    from symmcd.evaluation.workers import worker_pool
+
+    with worker_pool(2, "fork", initializer=lambda: None) as pool:
+        assert _sigterm_action() == "python"  # the parent unwinds on SIGTERM
+        assert pool.map(_sigterm_action_of_worker, range(4)) == ["default"] * 4
+    assert _sigterm_action() == "default"
+
+
+def _sigterm_action_of_worker(_: int) -> str:
+    return _sigterm_action()

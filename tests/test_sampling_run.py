@@ -139,6 +139,9 @@ def test_bad_conditions_raise_one_line_errors(toy_model, tmp_path):
         (dict(corrector_steps=-1), "corrector_steps"),
         (dict(min_distance=0.2), "min_distance"),
         (dict(min_distance=float("nan")), "min_distance"),
+        (dict(element_temperature=0), "element_temperature"),
+        (dict(element_temperature="hot"), "element_temperature"),
+        (dict(charge_balanced="yes"), "charge_balanced"),
     ]
     for kwargs, fragment in cases:
         with pytest.raises(InputError, match=fragment) as info:
@@ -286,3 +289,23 @@ def test_shipped_model_loads_and_samples_symmetric_crystals():
     assert len({c.metadata["spacegroup"] for c in crystals}) > 1
     passed = [c.metadata["symmetry_ok"] and not c.metadata["collapsed"] for c in crystals]
     assert sum(passed) >= 7
+
+
+def test_charge_balanced_redraws_compositions_that_fail_smact(toy_model):
+    from symmcd.evaluation.validity import composition_is_valid
+
+    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False)
+    plain = sample(30, max_attempts=1, **kwargs)
+    assert all("charge_balanced" not in c.metadata for c in plain)
+    flagged = sample(30, max_attempts=1, charge_balanced=True, **kwargs)
+    for before, after in zip(plain, flagged, strict=True):  # one draw: same crystals, flagged
+        assert after.metadata["wyckoff"] == before.metadata["wyckoff"]
+        balanced = composition_is_valid(after.structure.composition)
+        assert after.metadata["charge_balanced"] == balanced
+    unbalanced = sum(not c.metadata["charge_balanced"] for c in flagged)
+    assert unbalanced > 0  # the toy model's random elements often fail SMACT
+    redrawn = sample(30, max_attempts=6, charge_balanced=True, **kwargs)
+    for crystal in redrawn:
+        if crystal.metadata["attempts"] < 6:
+            assert crystal.metadata["charge_balanced"]
+    assert sum(not c.metadata["charge_balanced"] for c in redrawn) < unbalanced

@@ -356,6 +356,7 @@ class JointDiffusion(nn.Module):
         clamp_site_symmetry: Tensor | None = None,
         step_lr: float = 1e-5,
         clip_k0: float | None = K0_CLIP,
+        element_temperature: float = 1.0,
     ) -> tuple[DiffusionState, DenoiserOutput]:
         """One reverse step from ``t`` to ``t_prev`` (ints or (B,) tensors, ``0 <= t_prev < t``).
 
@@ -367,6 +368,8 @@ class JointDiffusion(nn.Module):
         can have (non-zero marginal). Returns the new state and the model output
         used for the predictor (its ``element_logits`` etc. predict the clean crystal).
         ``clip_k0`` bounds the predicted clean normalised k (see :meth:`LatticeDDPM.reverse_step`).
+        ``element_temperature`` divides the element logits before the element step (below 1
+        sharpens the network's element prediction; 1 leaves it as trained).
         """
         num_graphs = state.k.shape[0]
         t_graph = as_steps(t, state.k)
@@ -402,7 +405,7 @@ class JointDiffusion(nn.Module):
             state.atom_types,
             t_node,
             t_prev_node,
-            out.element_logits,
+            out.element_logits / element_temperature,
             self.node_element_marginals(n),
             generator,
             allowed=self._node_allowed(element_allowed, n, device),

@@ -5,7 +5,8 @@ writes ``metrics.json`` with flat keys: struct_valid, comp_valid, valid, cov_rec
 cov_precision, wdist_density, wdist_num_elements, wdist_formation_energy, sg_jsd, sg_match,
 p1_fraction, unique_templates (count), templates_in_train (share of distinct templates),
 new_templates (count), unique, novel, and with ``relax > 0`` stable, metastable, sun, msun, ssun
-(plus ``*_fixsym``), ``n`` and the settings used. ``relax_dir`` relaxes a folder of CIFs.
+(plus ``*_fixsym``), ``n`` and the settings used; ``coverage=False`` skips the
+fingerprints (cov_* null). ``relax_dir`` relaxes a folder of CIFs.
 """
 
 from symmcd.evaluation.evaluate import evaluate

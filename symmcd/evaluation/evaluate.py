@@ -214,10 +214,13 @@ def evaluate(
     progress: bool = True,
     report: bool = True,
     relax_symmetric: bool = True,
+    coverage: bool = True,
 ) -> dict:
     """Compute all metrics of ``samples`` against REF/TRAIN, write them and the report to
     ``out_dir`` and return the metrics dictionary. ``relax`` valid samples are relaxed with
-    CHGNet freely and, with ``relax_symmetric``, also keeping their symmetry (``*_fixsym``)."""
+    CHGNet freely and, with ``relax_symmetric``, also keeping their symmetry (``*_fixsym``).
+    ``coverage=False`` skips the CrystalNN fingerprints (most of an unrelaxed evaluation's time)
+    and leaves COV-R / COV-P out (``None``)."""
     started = time.perf_counter()
     samples_path, reference_path, train_paths = resolve_inputs(samples, reference, train)
     sample_set = load_samples(samples_path)
@@ -234,12 +237,17 @@ def evaluate(
 
     clock = time.perf_counter()
     sample_summary = summarize(
-        sample_set.structures, set_digest(sample_set), True, workers, progress, "samples"
+        sample_set.structures, set_digest(sample_set), coverage, workers, progress, "samples"
     )
     clock = lap("samples", clock)
     reference_set = load_reference(reference_path)
     ref_summary = summarize(
-        reference_set.structures, set_digest(reference_set), True, workers, progress, "reference"
+        reference_set.structures,
+        set_digest(reference_set),
+        coverage,
+        workers,
+        progress,
+        "reference",
     )
     clock = lap("reference", clock)
     train_structures, train_summary = training_set(train_paths, workers, progress)
@@ -249,7 +257,10 @@ def evaluate(
     metrics.update(validity_metrics(sample_summary))
     strictly_valid = close_contact_free_flags(sample_set.structures)
     metrics["struct_valid_1A"] = _fraction(strictly_valid, len(sample_set))
-    metrics.update(coverage_metrics(sample_summary, ref_summary))
+    if coverage:
+        metrics.update(coverage_metrics(sample_summary, ref_summary))
+    else:
+        metrics.update({"cov_recall": None, "cov_precision": None})
     clock = lap("coverage", clock)
     distributions, values = distribution_metrics(
         sample_set, sample_summary, reference_set, ref_summary, seed, progress
@@ -297,6 +308,7 @@ def evaluate(
             relax_symmetric,
             workers,
             len(ref_summary),
+            coverage,
         )
     )
     metrics.update(timings)
@@ -329,6 +341,7 @@ def settings(
     relax_symmetric: bool,
     workers: int | None,
     n_reference: int,
+    coverage: bool = True,
 ) -> dict:
     """The settings recorded next to the metrics (flat keys)."""
     return {
@@ -339,6 +352,7 @@ def settings(
         "seed": seed,
         "relax": relax,
         "relax_symmetric": relax_symmetric,
+        "coverage": coverage,
         "workers": workers,
         "symprec": SYMPREC,
         "min_distance_A": MIN_DISTANCE,

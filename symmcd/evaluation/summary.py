@@ -173,6 +173,11 @@ def save_cached(path: Path, summary: CrystalSummary) -> None:
     os.replace(temporary, path)
 
 
+def describe_kind(with_fingerprints: bool) -> str:
+    """The crystal store's name for descriptor rows with or without fingerprints."""
+    return f"describe-{'fp' if with_fingerprints else 'plain'}-{SUMMARY_VERSION}"
+
+
 def describe_with_store(
     structures: list[Structure | None],
     with_fingerprints: bool,
@@ -183,10 +188,13 @@ def describe_with_store(
     """Descriptors of every structure, in order, computing only those of the crystals the
     crystal store lacks (each distinct crystal once, over ``workers`` processes) and storing
     them."""
-    kind = f"describe-{'fp' if with_fingerprints else 'plain'}-{SUMMARY_VERSION}"
+    kind = describe_kind(with_fingerprints)
     keys = [crystal_key(s) if s is not None else None for s in structures]
     store = crystal_store()
-    known = store.get({k for k in keys if k is not None}, kind)
+    wanted = {k for k in keys if k is not None}
+    known = store.get(wanted, kind)
+    if not with_fingerprints:  # a fingerprinted row holds every plain descriptor too
+        known = {**store.get(wanted - set(known), describe_kind(True)), **known}
     todo = missing_keys(keys, known)
     any_unreadable = None in keys
     jobs = [structures[i] for i in todo.values()] + ([None] if any_unreadable else [])
@@ -221,9 +229,11 @@ def summarize(
     present, else its crystals from the crystal store, describing only the new ones."""
     path = cache_path(digest, with_fingerprints) if digest else None
     if path is not None:
-        cached = load_cached(path)
-        if cached is not None and len(cached) == len(structures):
-            return cached
+        # a plain summary is also read from the set's fingerprinted one (it holds every column)
+        for with_fp in (True,) if with_fingerprints else (False, True):
+            cached = load_cached(cache_path(digest, with_fp))
+            if cached is not None and len(cached) == len(structures):
+                return cached
     summary = describe_with_store(structures, with_fingerprints, workers, progress, label)
     if path is not None:
         save_cached(path, summary)

@@ -8,6 +8,7 @@ parent, which unwinds through the ``with`` block and terminates the workers.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -26,6 +27,17 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _start_worker(initializer: Callable[[], None] | None) -> None:
+    """Give a forked worker the default SIGTERM action back before its own ``initializer``.
+
+    A Python-level handler inherited from the parent can lose the signal: if SIGTERM lands just
+    before the worker blocks on the pool's task-queue lock (which ``Pool.terminate`` holds), the
+    handler never runs and the pool waits forever for that worker to exit."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if initializer is not None:
+        initializer()
+
+
 @contextmanager
 def worker_pool(
     workers: int, start_method: str, initializer: Callable[[], None] | None = None
@@ -37,7 +49,8 @@ def worker_pool(
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
     try:
-        with context.Pool(workers, initializer=initializer) as pool:
+        start = functools.partial(_start_worker, initializer)
+        with context.Pool(workers, initializer=start) as pool:
             yield pool
     finally:
         if in_main_thread:

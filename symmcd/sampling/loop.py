@@ -134,10 +134,12 @@ def denoise_batch(
     element_allowed: torch.Tensor | None = None,
     on_step: Callable[[], None] | None = None,
     corrector_steps: int = 1,
+    element_temperature: float = 1.0,
 ) -> tuple[AsymmetricUnits, np.ndarray | None]:
     """Run the reverse process for `plans` (`corrector_steps` Langevin moves before each
-    predictor step); returns the sampled asymmetric units and, for templated crystals, the
-    global Wyckoff index each node must sit on (-1 = free)."""
+    predictor step, element logits divided by `element_temperature`); returns the sampled
+    asymmetric units and, for templated crystals, the global Wyckoff index each node must sit
+    on (-1 = free)."""
     inputs = plan_tensors(plans)
     state = diffusion.prior(
         inputs["spacegroup"],
@@ -155,6 +157,7 @@ def denoise_batch(
             t_prev,
             generator=generator,
             corrector_steps=corrector_steps,
+            element_temperature=element_temperature,
             element_allowed=element_allowed,
             clamp_elements=inputs["clamp_elements"],
             clamp_site_symmetry=inputs["clamp_site_symmetry"],

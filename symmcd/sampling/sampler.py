@@ -24,6 +24,7 @@ from symmcd.sampling.writers import SampledCrystal
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default.pt"
 MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms further apart
+ELEMENT_TEMPERATURE_RANGE = (0.05, 10.0)  # logits divided by this; 1 = as trained
 
 
 def load_model(checkpoint: str | Path | object | None):
@@ -68,15 +69,17 @@ def positive_int(name: str, value) -> int:
     return checked_int(name, value, 1)
 
 
+def checked_float(name: str, value, low: float, high: float, unit: str = "") -> float:
+    """`value` as a float, or an InputError naming `name` unless it is a number in [low, high]."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not low <= value <= high:
+        raise InputError(f"{name}: {value!r} must be a number{unit} in [{low}, {high}]")
+    return float(value)
+
+
 def redraw_distance(value) -> float:
     """The min_distance argument, checked: a number in [COLLAPSE_DISTANCE, MAX_MIN_DISTANCE]."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not COLLAPSE_DISTANCE <= value <= MAX_MIN_DISTANCE:
-        raise InputError(
-            f"min_distance: {value!r} must be a number of Angstrom in "
-            f"[{COLLAPSE_DISTANCE}, {MAX_MIN_DISTANCE}]"
-        )
-    return float(value)
+    return checked_float("min_distance", value, COLLAPSE_DISTANCE, MAX_MIN_DISTANCE, " of Angstrom")
 
 
 def allowed_elements(
@@ -119,6 +122,8 @@ def sample(
     max_attempts: int = 10,
     corrector_steps: int = 1,
     min_distance: float = COLLAPSE_DISTANCE,
+    element_temperature: float = 1.0,
+    charge_balanced: bool = False,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
 
@@ -130,11 +135,15 @@ def sample(
     "bf16" runs the network under bfloat16 autocast, "32" in float32, and "auto" picks bf16 on
     CPUs that compute it natively (metadata `precision` says which ran). corrector_steps is the
     number of Langevin moves of the coordinates before each predictor step (each one more
-    network call; 0 = predictor only). max_attempts > 1 re-draws crystals flagged `collapsed`
-    or not `symmetry_ok`, and those with two atoms closer than min_distance (Angstrom; at least
-    the collapse threshold 0.5), with the same plan and fresh noise, up to that many draws in
-    all (formula runs switch a crystal that still fails after half of them to a fresh
-    template); metadata `attempts` counts the draws. The default 10 makes (nearly)
+    network call; 0 = predictor only). element_temperature divides the network's element logits
+    at every step (below 1: the elements it finds most likely are picked more often; 1: as
+    trained). charge_balanced also redraws crystals whose composition fails SMACT's
+    charge-neutrality test (the field's compositional validity; metadata `charge_balanced`),
+    a filter on the output, not something the network learnt. max_attempts > 1 re-draws crystals
+    flagged `collapsed` or not `symmetry_ok`, and those with two atoms closer than min_distance
+    (Angstrom; at least the collapse threshold 0.5), with the same plan and fresh noise, up to
+    that many draws in all (formula runs switch a crystal that still fails after half of them
+    to a fresh template); metadata `attempts` counts the draws. The default 10 makes (nearly)
     every output carry the symmetry it claims; max_attempts=1 keeps and flags every first draw
     (the published protocol, whose validity figures count such crystals as failures).
     """
@@ -143,7 +152,12 @@ def sample(
     max_attempts = positive_int("max_attempts", max_attempts)
     corrector_steps = checked_int("corrector_steps", corrector_steps, 0)
     min_distance = redraw_distance(min_distance)
+    element_temperature = checked_float(
+        "element_temperature", element_temperature, *ELEMENT_TEMPERATURE_RANGE
+    )
     seed = checked_int("seed", seed, 0)
+    if not isinstance(charge_balanced, bool):
+        raise InputError(f"charge_balanced: {charge_balanced!r} must be True or False")
     groups = conditions.parse_spacegroups(spacegroups)
     symbols = conditions.parse_elements(elements)
     counts = conditions.parse_formula(formula) if formula is not None else None
@@ -169,10 +183,13 @@ def sample(
         "generator": torch.Generator().manual_seed(int(seed)),
         "element_allowed": element_allowed,
         "corrector_steps": corrector_steps,
+        "element_temperature": element_temperature,
+        "charge_balanced": charge_balanced,
         "run_info": {
             "requested_spacegroups": list(groups or []),
             "steps": len(schedule),
             "corrector_steps": corrector_steps,
+            "element_temperature": element_temperature,
             "precision": precision,
         },
     }
@@ -209,11 +226,13 @@ def sample(
 
 
 def needs_redraw(crystal: SampledCrystal, min_distance: float = COLLAPSE_DISTANCE) -> bool:
-    """Collapsed crystals, crystals with atoms closer than min_distance, and crystals whose
-    atoms have more symmetry than the sampled group."""
+    """Collapsed crystals, crystals with atoms closer than min_distance, crystals whose atoms
+    have more symmetry than the sampled group, and (where it was checked) those that are not
+    charge-balanced."""
     meta = crystal.metadata
     too_close = meta["collapsed"] or meta["min_distance"] < min_distance
-    return bool(too_close or not meta["symmetry_ok"])
+    unbalanced = meta.get("charge_balanced") is False
+    return bool(too_close or not meta["symmetry_ok"] or unbalanced)
 
 
 def denoise_and_unfold(
@@ -224,10 +243,13 @@ def denoise_and_unfold(
     generator: torch.Generator,
     element_allowed: torch.Tensor,
     corrector_steps: int,
+    element_temperature: float,
+    charge_balanced: bool,
     run_info: dict,
     bar=None,
 ) -> list[SampledCrystal]:
-    """Reverse diffusion for a batch of plans, then projection and replication."""
+    """Reverse diffusion for a batch of plans, then projection and replication (and, with
+    ``charge_balanced``, SMACT's charge-neutrality test of each composition)."""
     units, fixed = loop.denoise_batch(
         model,
         diffusion,
@@ -237,9 +259,18 @@ def denoise_and_unfold(
         element_allowed=element_allowed,
         on_step=functools.partial(bar.update, len(plans)) if bar is not None else None,
         corrector_steps=corrector_steps,
+        element_temperature=element_temperature,
     )
     metadata = [{**run_info, "attempts": 1} for _ in plans]
-    return unfold(units, fixed, metadata)
+    crystals = unfold(units, fixed, metadata)
+    if charge_balanced:
+        from symmcd.evaluation.validity import composition_is_valid  # SMACT: imported on demand
+
+        for crystal in crystals:
+            crystal.metadata["charge_balanced"] = composition_is_valid(
+                crystal.structure.composition
+            )
+    return crystals
 
 
 def sample_to_dir(
@@ -260,6 +291,8 @@ def sample_to_dir(
     max_attempts: int = 10,
     corrector_steps: int = 1,
     min_distance: float = COLLAPSE_DISTANCE,
+    element_temperature: float = 1.0,
+    charge_balanced: bool = False,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
     summary.json); returns the summary. Nothing is left behind on error."""
@@ -281,6 +314,8 @@ def sample_to_dir(
         max_attempts=max_attempts,
         corrector_steps=corrector_steps,
         min_distance=min_distance,
+        element_temperature=element_temperature,
+        charge_balanced=charge_balanced,
     )
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
@@ -298,6 +333,8 @@ def sample_to_dir(
             "max_attempts": max_attempts,
             "corrector_steps": corrector_steps,
             "min_distance": min_distance,
+            "element_temperature": element_temperature,
+            "charge_balanced": charge_balanced,
             "checkpoint": checkpoint_label(checkpoint),
         }
         summary["out_dir"] = str(out)
