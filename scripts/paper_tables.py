@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -75,6 +76,26 @@ def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
 
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial share (successes of n)."""
+    share, z2 = successes / n, z * z
+    centre = (share + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return centre - half, centre + half
+
+
+def relaxed_share_line(name: str, share: float | None, n: int) -> str:
+    """'name: k of n = x %, 95 % Wilson interval a-b %' for a share of the relaxed crystals."""
+    if share is None or n == 0:
+        return f"{name}: n/a"
+    count = round(share * n)
+    low, high = wilson_interval(count, n)
+    return (
+        f"{name}: {count} of {n} = {100 * share:.2f} %, 95 % Wilson interval "
+        f"{100 * low:.1f}-{100 * high:.1f} %"
+    )
 
 
 def model_line(checkpoint: str | None) -> str:
@@ -197,6 +218,8 @@ def main() -> None:
     extra += ("sun_fixsym", "seconds_per_relaxation", "seconds_per_relaxation_fixsym")
     for key in extra:
         print(f"{key}: {metrics.get(key)}")
+    for key in ("stable", "sun"):
+        print(relaxed_share_line(key, metrics.get(key), metrics.get("n_relaxed", 0)))
     print(f"targets: {TARGETS}")
     print(f"wall time of this command: {time.perf_counter() - started:.0f} s")
 

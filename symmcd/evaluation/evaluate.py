@@ -341,7 +341,7 @@ def settings(
     relax_symmetric: bool,
     workers: int | None,
     n_reference: int,
-    coverage: bool = True,
+    coverage: bool,
 ) -> dict:
     """The settings recorded next to the metrics (flat keys)."""
     return {
