@@ -253,3 +253,42 @@ def test_pool_workers_die_on_sigterm_at_once():
 
 def _sigterm_action_of_worker(_: int) -> str:
     return _sigterm_action()
+
+
+def _perturbed_crystals() -> list[Structure]:
+    """Crystals off their minimum, so forces and stress are far from zero."""
+    rng = np.random.default_rng(3)
+    salt = _salt(5.3)
+    salt.perturb(0.15, min_distance=0.05)
+    ternary = Structure(
+        Lattice.from_parameters(4.1, 4.6, 5.3, 84, 97, 101),
+        ["Li", "Fe", "O", "O"],
+        rng.uniform(size=(4, 3)) * 0.5 + [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    return [salt, ternary]
+
+
+def test_fast_chgnet_calculator_equals_chgnets_own_bit_for_bit():
+    from chgnet.model.dynamics import CHGNetCalculator
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from symmcd.evaluation.chgnet_calculator import FastCHGNetCalculator
+    from symmcd.evaluation.formation_energy import load_chgnet
+
+    model = load_chgnet()
+    for structure in _perturbed_crystals():
+        results = []
+        for calculator in (
+            CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="ignore"),
+            FastCHGNetCalculator(model, on_isolated_atoms="ignore"),
+        ):
+            atoms = AseAtomsAdaptor.get_atoms(structure)
+            atoms.calc = calculator
+            results.append(
+                (atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False))
+            )
+        (energy, forces, stress), (fast_energy, fast_forces, fast_stress) = results
+        assert np.abs(forces).max() > 0.1 and np.abs(stress).max() > 1e-3  # far from a minimum
+        assert fast_energy == energy
+        assert np.array_equal(fast_forces, forces)
+        assert np.array_equal(fast_stress, stress)

@@ -72,18 +72,16 @@ def relax_structure(
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
-    from chgnet.model.dynamics import CHGNetCalculator
+
+    from symmcd.evaluation.chgnet_calculator import FastCHGNetCalculator
 
     start = time.perf_counter()
     before, _ = spacegroup_and_template(structure)
     try:
         atoms = AseAtomsAdaptor.get_atoms(structure)
-        # quiet: CHGNet prints "will run on cpu" for every calculator it builds
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            atoms.calc = CHGNetCalculator(
-                model=load_chgnet(), use_device="cpu", on_isolated_atoms="ignore"
-            )
+            atoms.calc = FastCHGNetCalculator(load_chgnet(), on_isolated_atoms="ignore")
             if keep_symmetry:
                 atoms.set_constraint(FixSymmetry(atoms, symprec=SYMPREC))
             optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
