@@ -51,7 +51,8 @@ class FastCHGNetCalculator(Calculator):
         from chgnet.model.model import BatchedGraph
 
         model = self.model
-        model.eval()
+        if model.training:  # eval() walks every module: once, not at every step
+            model.eval()
         graph = model.graph_converter(structure)
         comp_energy = 0 if model.composition_model is None else model.composition_model([graph])
         batched = BatchedGraph.from_graphs(
