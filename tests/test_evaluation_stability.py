@@ -34,6 +34,33 @@ def test_mp20_entry_on_hull_and_shifted_above_it():
     )
 
 
+@pytest.mark.parametrize("formula", ["Li2O", "LiFeO2", "Fe3O4", "Li5Fe2O7", "FeO3", "LiFe"])
+def test_hull_energy_is_pymatgens_phase_diagram_value(formula):
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Element
+
+    from symmcd.evaluation.hull import hull_energy, system_points
+
+    elements, fractions, energies = system_points(frozenset({"Li", "Fe", "O"}))
+    assert len(energies) > 10  # the Li-Fe-O points of MP-20, not just the three elements
+    entries = [
+        PDEntry(Composition(dict(zip(elements, f, strict=True))), e)
+        for f, e in zip(fractions, energies, strict=True)
+    ]
+    diagram = PhaseDiagram(entries, elements=[Element(el) for el in elements])
+    composition = Composition(formula)
+    expected = diagram.get_hull_energy_per_atom(composition)
+    assert hull_energy(composition) == pytest.approx(expected, abs=1e-9)
+    assert energy_above_hull(composition, expected + 0.05) == pytest.approx(0.05, abs=1e-9)
+
+
+def test_energy_above_hull_of_many_elements_is_computed():
+    # a 14-element sample: pymatgen's PhaseDiagram of its system ran for minutes
+    composition = Composition("KBaZrNbTlInNiAgGe2MoPb2SeSO")
+    e_hull = energy_above_hull(composition, -1.0)
+    assert np.isfinite(e_hull) and e_hull > -1.0  # its hull lies below 0 eV/atom (oxides etc.)
+
+
 def test_elemental_reference_is_composition_weighted():
     expected = (
         reference_energy_per_atom(Composition("Na")) + reference_energy_per_atom(Composition("Cl"))
