@@ -282,6 +282,23 @@ def _sigterm_action_of_worker(_: int) -> str:
     return _sigterm_action()
 
 
+def _blas_threads_of_worker(_: int) -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_pool_workers_run_one_blas_thread():
+    """Workers fill the cores; BLAS threads of their own made ASE's 3x3 cell-filter algebra
+    (``expm_frechet``, ``logm``) 3-20x slower on a loaded 2-core machine."""
+    from threadpoolctl import threadpool_limits
+
+    from symmcd.evaluation.workers import worker_pool
+
+    with threadpool_limits(2), worker_pool(2, "fork") as pool:  # what a forked worker inherits
+        assert pool.map(_blas_threads_of_worker, range(4)) == [{1}] * 4
+
+
 def _perturbed_crystals() -> list[Structure]:
     """Crystals off their minimum, so forces and stress are far from zero."""
     rng = np.random.default_rng(3)
