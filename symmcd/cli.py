@@ -104,6 +104,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         min_distance=args.min_distance,
         element_temperature=args.element_temperature,
         charge_balanced=args.charge_balanced,
+        threads=args.threads,
     )
 
 
@@ -241,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also redraw crystals whose composition fails SMACT's charge-neutrality test "
         "(compositional validity): a filter, counted in `attempts`",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for the network (default: one per core); on a machine whose cores "
+        "other jobs keep busy, 1 can be several times faster",
     )
     p.set_defaults(func=_cmd_sample)
 

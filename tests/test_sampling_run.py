@@ -309,3 +309,36 @@ def test_charge_balanced_redraws_compositions_that_fail_smact(toy_model):
         if crystal.metadata["attempts"] < 6:
             assert crystal.metadata["charge_balanced"]
     assert sum(not c.metadata["charge_balanced"] for c in redrawn) < unbalanced
+
+
+def test_threads_apply_to_the_run_only(toy_model, tmp_path, monkeypatch):
+    import symmcd.sampling.sampler as sampler
+
+    before = torch.get_num_threads()
+    seen = []
+    original = sampler.sample
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "sample", spy)
+    wanted = 1 if before > 1 else 2
+    kwargs = dict(checkpoint=toy_model, steps=3, progress=False)
+    summary = sample_to_dir(tmp_path / "a", 2, threads=wanted, **kwargs)
+    assert seen == [wanted]
+    assert summary["conditions"]["threads"] == wanted
+    assert torch.get_num_threads() == before
+    for bad in (0, -1, 1.5):
+        with pytest.raises(InputError, match="threads"):
+            sample_to_dir(tmp_path / f"bad{bad}", 2, threads=bad, **kwargs)
+        assert not (tmp_path / f"bad{bad}").exists()
+
+
+def test_cli_rejects_bad_thread_counts(tmp_path, capsys):
+    from symmcd.cli import main
+
+    status = main(["sample", "--n", "2", "--out", str(tmp_path / "s"), "--threads", "0"])
+    assert status == 2
+    assert "threads must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -7,6 +7,7 @@ denoise the plans in batches, project and replicate each batch into Structures, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
@@ -293,30 +294,35 @@ def sample_to_dir(
     min_distance: float = COLLAPSE_DISTANCE,
     element_temperature: float = 1.0,
     charge_balanced: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
-    summary.json); returns the summary. Nothing is left behind on error."""
+    summary.json); returns the summary. Nothing is left behind on error.
+
+    ``threads`` sets torch's CPU threads for the run (default: torch's, one per core); on cores
+    other jobs keep busy, fewer threads than cores is faster (bench/sampling_speed.py)."""
     out = writers.check_out_dir(out_dir, overwrite)
     chosen_formats = writers.parse_formats(formats)
     started = time.perf_counter()
-    crystals = sample(
-        n,
-        checkpoint=checkpoint,
-        spacegroups=spacegroups,
-        top_k_spacegroups=top_k_spacegroups,
-        elements=elements,
-        formula=formula,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        progress=progress,
-        precision=precision,
-        max_attempts=max_attempts,
-        corrector_steps=corrector_steps,
-        min_distance=min_distance,
-        element_temperature=element_temperature,
-        charge_balanced=charge_balanced,
-    )
+    with torch_threads(threads):
+        crystals = sample(
+            n,
+            checkpoint=checkpoint,
+            spacegroups=spacegroups,
+            top_k_spacegroups=top_k_spacegroups,
+            elements=elements,
+            formula=formula,
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            precision=precision,
+            max_attempts=max_attempts,
+            corrector_steps=corrector_steps,
+            min_distance=min_distance,
+            element_temperature=element_temperature,
+            charge_balanced=charge_balanced,
+        )
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
         writers.write_samples(folder, crystals, chosen_formats)
@@ -336,6 +342,7 @@ def sample_to_dir(
             "element_temperature": element_temperature,
             "charge_balanced": charge_balanced,
             "checkpoint": checkpoint_label(checkpoint),
+            "threads": threads or torch.get_num_threads(),
         }
         summary["out_dir"] = str(out)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -345,6 +352,22 @@ def sample_to_dir(
             f"({summary['crystals_per_second']:.2f} crystals/s) -> {out}"
         )
     return summary
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with this many torch CPU threads (None: torch's setting), then restore."""
+    if threads is None:
+        yield
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"threads must be a positive integer, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def checkpoint_label(checkpoint) -> str:
