@@ -171,6 +171,35 @@ def test_unreadable_cif_counts_as_invalid_and_is_listed(tmp_path):
     assert crystals.unreadable == ["broken0.cif"]
 
 
+def test_parallel_reading_keeps_order_and_unreadable_entries(tmp_path, monkeypatch):
+    from symmcd.evaluation import io
+
+    monkeypatch.setattr(io, "PARALLEL_PARSE_MIN", 2)
+    pools = []
+    real_pool = io.worker_pool
+
+    def counting_pool(workers, *args, **kwargs):
+        pools.append(workers)
+        return real_pool(workers, *args, **kwargs)
+
+    monkeypatch.setattr(io, "worker_pool", counting_pool)
+    crystals = [rock_salt(5.0 + 0.1 * k) for k in range(5)] + [cesium_chloride(), silicon()]
+    _write_samples(tmp_path / "samples", crystals, broken=2)
+    serial = load_samples(tmp_path / "samples", workers=1)
+    parallel = load_samples(tmp_path / "samples", workers=2)
+    assert parallel.names == serial.names
+    assert parallel.unreadable == serial.unreadable == ["broken0.cif", "broken1.cif"]
+    for a, b in zip(parallel.structures, serial.structures, strict=True):
+        assert (a is None and b is None) or a == b
+    assert [s.lattice.a for s in parallel.structures[:5]] == pytest.approx(
+        [5.0 + 0.1 * k for k in range(5)]
+    )
+    _write_csv(tmp_path / "set.csv", crystals)
+    from_csv = load_samples(tmp_path / "set.csv", workers=2)
+    assert [s.composition for s in from_csv.structures] == [c.composition for c in crystals]
+    assert pools == [2, 2]  # the two parallel reads ran in a pool, the serial one did not
+
+
 def test_empty_folder_and_missing_reference_raise_input_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no samples"):

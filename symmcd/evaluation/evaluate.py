@@ -223,7 +223,7 @@ def evaluate(
     and leaves COV-R / COV-P out (``None``)."""
     started = time.perf_counter()
     samples_path, reference_path, train_paths = resolve_inputs(samples, reference, train)
-    sample_set = load_samples(samples_path)
+    sample_set = load_samples(samples_path, workers, progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "unreadable.txt").write_text("".join(f"{n}\n" for n in sample_set.unreadable))
@@ -240,7 +240,7 @@ def evaluate(
         sample_set.structures, set_digest(sample_set), coverage, workers, progress, "samples"
     )
     clock = lap("samples", clock)
-    reference_set = load_reference(reference_path)
+    reference_set = load_reference(reference_path, workers, progress)
     ref_summary = summarize(
         reference_set.structures,
         set_digest(reference_set),

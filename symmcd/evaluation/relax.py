@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from symmcd.errors import InputError
 from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
-from symmcd.evaluation.io import read_cif_file
+from symmcd.evaluation.io import parse_cifs, read_text_or_empty
 from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 from symmcd.evaluation.workers import default_workers, worker_pool
@@ -253,7 +253,7 @@ def relax_dir(
         raise InputError(f"no .cif files in {cif_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [str(path.relative_to(cif_dir)) for path in files]
-    structures = [read_cif_file(path) for path in files]
+    structures = parse_cifs([read_text_or_empty(path) for path in files], workers, progress)
     readable = [i for i, structure in enumerate(structures) if structure is not None]
     records: list[dict] = [
         {"file": name, "keep_symmetry": keep_symmetry, "error": "unreadable"} for name in names
