@@ -172,17 +172,17 @@ def test_unreadable_cif_counts_as_invalid_and_is_listed(tmp_path):
 
 
 def test_parallel_reading_keeps_order_and_unreadable_entries(tmp_path, monkeypatch):
-    from symmcd.evaluation import io
+    from symmcd.evaluation import io, workers
 
     monkeypatch.setattr(io, "PARALLEL_PARSE_MIN", 2)
     pools = []
-    real_pool = io.worker_pool
+    real_pool = workers.worker_pool
 
     def counting_pool(workers, *args, **kwargs):
         pools.append(workers)
         return real_pool(workers, *args, **kwargs)
 
-    monkeypatch.setattr(io, "worker_pool", counting_pool)
+    monkeypatch.setattr(workers, "worker_pool", counting_pool)
     crystals = [rock_salt(5.0 + 0.1 * k) for k in range(5)] + [cesium_chloride(), silicon()]
     _write_samples(tmp_path / "samples", crystals, broken=2)
     serial = load_samples(tmp_path / "samples", workers=1)

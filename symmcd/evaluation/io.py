@@ -7,7 +7,6 @@ stays in the set as ``None`` so that it counts as invalid instead of vanishing f
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ from pymatgen.core import Structure
 from tqdm import tqdm
 
 from symmcd.errors import InputError
-from symmcd.evaluation.workers import default_workers, worker_pool
+from symmcd.evaluation.workers import default_workers, ordered_map
 
 PARALLEL_PARSE_MIN = 64  # fewer CIFs than this are parsed in-process (a pool costs ~0.1 s)
 
@@ -102,19 +101,8 @@ def parse_cifs(
 
     Why a pool: pymatgen expands a symmetrised CIF's orbits with its symmetry operations, tens of
     ms per generated crystal, minutes for a 10,000-crystal sample set on one core."""
-    workers = workers or default_workers()
-    bar = tqdm(total=len(texts), desc=label, disable=not progress, unit="CIF")
-    structures: list[Structure | None] = []
-    with bar, contextlib.ExitStack() as stack:
-        if workers <= 1 or len(texts) < PARALLEL_PARSE_MIN:
-            parsed = map(parse_cif, texts)
-        else:
-            pool = stack.enter_context(worker_pool(workers, "fork"))
-            parsed = pool.imap(parse_cif, texts, 16)
-        for structure in parsed:
-            structures.append(structure)
-            bar.update()
-    return structures
+    parsed = ordered_map(parse_cif, texts, workers or default_workers(), 16, PARALLEL_PARSE_MIN)
+    return list(tqdm(parsed, total=len(texts), desc=label, disable=not progress, unit="CIF"))
 
 
 def read_csv_of_cifs(path: Path, workers: int | None = None, progress: bool = False) -> CrystalSet:

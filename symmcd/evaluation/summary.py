@@ -10,7 +10,6 @@ each crystal once.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -30,7 +29,7 @@ from symmcd.evaluation.io import cache_dir
 from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import spacegroup_and_template, template_to_string
 from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
-from symmcd.evaluation.workers import default_workers, worker_pool
+from symmcd.evaluation.workers import default_workers, ordered_map
 
 SUMMARY_VERSION = "v1"
 STORE_BATCH = 200  # crystals described between writes to the crystal store
@@ -100,16 +99,8 @@ def iter_describe(
     """``describe_crystal`` of every structure, in parallel over ``workers`` processes, yielded
     in order as they are computed."""
     worker = _describe_fingerprinted if with_fingerprints else _describe_plain
-    workers = workers or default_workers()
-    bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
-    with bar, contextlib.ExitStack() as stack:
-        if workers <= 1 or len(structures) < 8:
-            rows = map(worker, structures)
-        else:
-            rows = stack.enter_context(worker_pool(workers, "fork")).imap(worker, structures, 4)
-        for row in rows:
-            bar.update()
-            yield row
+    rows = ordered_map(worker, structures, workers or default_workers(), 4, 8)
+    yield from tqdm(rows, total=len(structures), desc=label, disable=not progress, unit="crystal")
 
 
 def describe_rows(
