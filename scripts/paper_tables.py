@@ -213,6 +213,8 @@ def main() -> None:
         "novel",
         "wdist_density",
         "wdist_num_elements",
+        "wdist_density_all_valid",
+        "wdist_num_elements_all_valid",
     )
     extra += ("wdist_formation_energy", "metastable", "msun", "ssun", "stable_fixsym")
     extra += ("sun_fixsym", "seconds_per_relaxation", "seconds_per_relaxation_fixsym")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -27,6 +28,8 @@ from symmcd.evaluation.validity import (
     composition_is_valid,
     structure_is_valid,
 )
+
+evaluate_module = importlib.import_module("symmcd.evaluation.evaluate")
 
 
 def rock_salt(a: float = 5.64) -> Structure:
@@ -229,6 +232,7 @@ def _evaluate_against_themselves(tmp_path, monkeypatch, crystals, broken, **kwar
 def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     crystals = [rock_salt(), cesium_chloride(), silicon(), magnesium_oxide()]
     out = tmp_path / "out"
+    monkeypatch.setattr(evaluate_module, "WDIST_MAX_SAMPLES", 2)  # subsample 2 of the 4 valid
     metrics = _evaluate_against_themselves(tmp_path, monkeypatch, crystals, broken=1)
     assert metrics["n"] == 5
     assert metrics["valid"] == pytest.approx(4 / 5)  # the unreadable CIF stays in the denominator
@@ -239,6 +243,11 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     assert metrics["new_templates"] == 2 and metrics["unique_templates"] == 3
     assert metrics["novel"] == pytest.approx(3 / 5)  # silicon is in train
     assert np.isfinite(metrics["wdist_formation_energy"])
+    # every valid sample against the same four crystals: identical distributions; the
+    # 2-crystal subsample cannot match four distinct densities
+    assert metrics["wdist_density_all_valid"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["wdist_num_elements_all_valid"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["wdist_density"] > 0.1
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["valid"] == metrics["valid"]
     assert (out / "unreadable.txt").read_text().split() == ["broken0.cif"]
