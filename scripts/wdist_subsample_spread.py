@@ -4,10 +4,11 @@
 1,000-crystal subsample of the valid samples against every readable reference crystal. This
 script recomputes both on every valid sample (`*_all_valid` in metrics.json) and on many
 subsamples drawn with other seeds, so that a difference between two sample sets can be told
-apart from the subsample's own noise. It reads the descriptors `symmcd evaluate` cached, so run
-it after an evaluation of the same folder.
+apart from the subsample's own noise. It reads the samples' densities, formulas and validity
+from the `per_sample.csv` that `symmcd evaluate` wrote, and the reference through the
+evaluation's cache.
 
-    python scripts/wdist_subsample_spread.py SAMPLES_DIR [--draws 100] [--workers 2]
+    python scripts/wdist_subsample_spread.py EVAL_DIR [--draws 100] [--workers 2]
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from pymatgen.core import Composition
 
 from symmcd.evaluation.distributions import seeded_subsample, wasserstein
 from symmcd.evaluation.evaluate import WDIST_MAX_SAMPLES, readable, set_digest
-from symmcd.evaluation.io import DEFAULT_REFERENCE, load_reference, load_samples
+from symmcd.evaluation.io import DEFAULT_REFERENCE, load_reference
 from symmcd.evaluation.summary import summarize
 
 
@@ -43,19 +46,26 @@ def spread(values: np.ndarray, reference: np.ndarray, valid: np.ndarray, draws: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("samples", type=Path, help="a folder written by `symmcd sample`")
+    parser.add_argument("eval_dir", type=Path, help="an OUT folder of `symmcd evaluate`")
     parser.add_argument("--draws", type=int, default=100, help="subsample seeds")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
-    samples = load_samples(args.samples, args.workers, progress=True)
-    summary = summarize(samples.structures, set_digest(samples), False, args.workers)
+    table = pd.read_csv(args.eval_dir / "per_sample.csv", keep_default_na=False)
+    valid_mask = table["struct_valid"].astype(bool) & table["comp_valid"].astype(bool)
+    valid = np.flatnonzero(valid_mask.to_numpy())
+    density = pd.to_numeric(table["density"], errors="coerce").to_numpy(float)
+    num_elements = np.array(
+        [
+            len(Composition(f).elements) if ok else np.nan
+            for f, ok in zip(table["formula"], valid_mask, strict=True)
+        ]
+    )
     reference = load_reference(DEFAULT_REFERENCE, args.workers, progress=True)
     ref_summary = summarize(reference.structures, set_digest(reference), False, args.workers)
     ref_rows = readable(reference)
-    valid = np.flatnonzero(summary.valid)
-    print(f"samples: {args.samples} ({len(samples.structures)}, {len(valid)} valid)")
+    print(f"samples: {args.eval_dir / 'per_sample.csv'} ({len(table)}, {len(valid)} valid)")
     print(f"reference: {DEFAULT_REFERENCE.name} ({int(ref_rows.sum())} readable crystals)")
     print(
         f"| distance | every valid sample | subsample seed 0 (metrics.json) | "
@@ -63,10 +73,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for name, values, ref_values in (
-        ("density (g/cm^3)", summary.density, ref_summary.density[ref_rows]),
-        ("number of elements", summary.num_elements, ref_summary.num_elements[ref_rows]),
+        ("density (g/cm^3)", density, ref_summary.density[ref_rows]),
+        ("number of elements", num_elements, ref_summary.num_elements[ref_rows]),
     ):
-        print(f"| {name} | {spread(np.asarray(values, float), ref_values, valid, args.draws)} |")
+        print(f"| {name} | {spread(values, np.asarray(ref_values, float), valid, args.draws)} |")
 
 
 if __name__ == "__main__":
