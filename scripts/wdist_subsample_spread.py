@@ -52,7 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
-    table = pd.read_csv(args.eval_dir / "per_sample.csv", keep_default_na=False)
+    per_sample = args.eval_dir / "per_sample.csv"
+    if not per_sample.is_file():
+        parser.error(f"{per_sample} not found: EVAL_DIR must be an OUT folder of `symmcd evaluate`")
+    table = pd.read_csv(per_sample, keep_default_na=False)
     valid_mask = table["struct_valid"].astype(bool) & table["comp_valid"].astype(bool)
     valid = np.flatnonzero(valid_mask.to_numpy())
     density = pd.to_numeric(table["density"], errors="coerce").to_numpy(float)
@@ -65,7 +68,7 @@ def main() -> None:
     reference = load_reference(DEFAULT_REFERENCE, args.workers, progress=True)
     ref_summary = summarize(reference.structures, set_digest(reference), False, args.workers)
     ref_rows = readable(reference)
-    print(f"samples: {args.eval_dir / 'per_sample.csv'} ({len(table)}, {len(valid)} valid)")
+    print(f"samples: {per_sample} ({len(table)}, {len(valid)} valid)")
     print(f"reference: {DEFAULT_REFERENCE.name} ({int(ref_rows.sum())} readable crystals)")
     print(
         f"| distance | every valid sample | subsample seed 0 (metrics.json) | "
