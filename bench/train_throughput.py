@@ -7,8 +7,12 @@ peak resident memory (``ru_maxrss``) is its own; on GPU the peak is
 ``torch.cuda.max_memory_allocated``.
 
     nice -n 10 python bench/train_throughput.py [--data DIR] [--seconds 12] [--threads 2]
+        [--sizes 256x4x256,1024x8x64] [--precisions fp32,bf16]
+        [--representations asymmetric_unit,full_cell] [--geometry off,on]
 
-Prints a markdown table and writes it to ``bench/train_throughput.out.txt``.
+``--geometry on`` adds the denoiser's radial features of the replicated orbits
+(``model.geometric_features``; asymmetric unit only), to measure what they cost.
+Prints a markdown table and writes it to ``bench/train_throughput.out.txt`` (or ``--out``).
 """
 
 import argparse
@@ -64,6 +68,7 @@ def measure(
     precision: str,
     seconds: float,
     threads: int,
+    geometry: bool = False,
 ) -> dict:
     """Time training steps of one configuration in this process; return the figures."""
     from symmcd.data.dataset import AsymmetricUnitDataset, collate
@@ -84,7 +89,10 @@ def measure(
         for b in range(num_batches)
     ]
     model_config = DenoiserConfig(
-        hidden_dim=hidden, num_layers=layers, use_site_symmetry=use_site_symmetry
+        hidden_dim=hidden,
+        num_layers=layers,
+        use_site_symmetry=use_site_symmetry,
+        geometric_features=geometry,
     )
     model = Denoiser(model_config).to(device)
     diffusion = JointDiffusion.from_statistics(DiffusionConfig(), read_statistics(data_dir))
@@ -126,6 +134,7 @@ def measure(
         "layers": layers,
         "batch_size": batch_size,
         "precision": precision,
+        "geometry": geometry,
         "nodes_per_crystal": nodes,
         "steps": steps,
         "step_ms": 1000 * elapsed / steps,
@@ -138,12 +147,11 @@ def measure(
 
 
 def run_in_subprocess(args: argparse.Namespace, data_dir: Path, config: tuple) -> dict:
-    representation, hidden, layers, batch_size, precision = config
     command = [
         sys.executable,
         __file__,
         "--worker",
-        json.dumps([representation, hidden, layers, batch_size, precision]),
+        json.dumps(list(config)),
         "--data",
         str(data_dir),
         "--seconds",
@@ -162,22 +170,25 @@ def run_in_subprocess(args: argparse.Namespace, data_dir: Path, config: tuple) -
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| representation | hidden/layers | batch | precision | nodes/crystal | crystals/s wall "
-        "| crystals/s dedicated | step ms | peak MB | AU vs reference | AU / full cell |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| representation | geometry | hidden/layers | batch | precision | nodes/crystal "
+        "| crystals/s wall | crystals/s dedicated | step ms | peak MB | AU vs reference "
+        "| AU / full cell |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_key = {(r["representation"], r["hidden"], r["precision"]): r for r in rows}
     for r in rows:
-        reference = REFERENCE_CRYSTALS_PER_S[(r["hidden"], r["layers"])]
+        reference = REFERENCE_CRYSTALS_PER_S.get((r["hidden"], r["layers"]))
         full = by_key.get(("full_cell", r["hidden"], r["precision"]))
         speedup = versus = ""
         if r["representation"] == "asymmetric_unit":
-            versus = f"{r['crystals_per_s_dedicated'] / reference:.2f}x"
+            if reference:
+                versus = f"{r['crystals_per_s_dedicated'] / reference:.2f}x"
             if full:
                 ratio = r["crystals_per_s_dedicated"] / full["crystals_per_s_dedicated"]
                 speedup = f"{ratio:.1f}x"
         lines.append(
-            f"| {r['representation']} | {r['hidden']}/{r['layers']} | {r['batch_size']} "
+            f"| {r['representation']} | {'on' if r.get('geometry') else 'off'} "
+            f"| {r['hidden']}/{r['layers']} | {r['batch_size']} "
             f"| {r['precision']} | {r['nodes_per_crystal']:.2f} | {r['crystals_per_s']:.0f} "
             f"| {r['crystals_per_s_dedicated']:.0f} | {r['step_ms']:.0f} | {r['peak_mb']:.0f} "
             f"| {versus} | {speedup} |"
@@ -190,10 +201,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="prepared folder (default: MP-20 cache)")
     parser.add_argument("--seconds", type=float, default=6.0, help="CPU seconds per config")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(f"{h}x{n}x{b}" for h, n, b in SIZES),
+        help="hidden x layers x batch, comma-separated",
+    )
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--representations", default=",".join(REPRESENTATIONS))
+    parser.add_argument("--geometry", default="off", help="off, on or off,on")
+    parser.add_argument("--out", type=Path, default=OUT_FILE)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        representation, hidden, layers, batch_size, precision = json.loads(args.worker)
+        representation, hidden, layers, batch_size, precision, geometry = json.loads(args.worker)
         figures = measure(
             args.data,
             representation,
@@ -203,18 +223,24 @@ def main() -> None:
             precision,
             args.seconds,
             args.threads,
+            geometry,
         )
         print(json.dumps(figures))
         return
 
     data_dir = prepared_data_dir(args.data)
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
+    geometries = [{"off": False, "on": True}[g] for g in args.geometry.split(",")]
     rows = []
-    for hidden, layers, batch_size in SIZES:
-        for precision in PRECISIONS:
-            for representation in REPRESENTATIONS:
-                config = (representation, hidden, layers, batch_size, precision)
-                rows.append(run_in_subprocess(args, data_dir, config))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    for hidden, layers, batch_size in sizes:
+        for precision in args.precisions.split(","):
+            for representation in args.representations.split(","):
+                for geometry in geometries:
+                    if geometry and representation != "asymmetric_unit":
+                        continue
+                    config = (representation, hidden, layers, batch_size, precision, geometry)
+                    rows.append(run_in_subprocess(args, data_dir, config))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     header = (
         f"Training throughput, {rows[0]['device']} ({platform.processor() or platform.machine()}),"
@@ -228,7 +254,7 @@ def main() -> None:
     )
     text = header + "\n" + markdown_table(rows) + "\n"
     print(text)
-    OUT_FILE.write_text(text)
+    args.out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,26 @@ def test_fine_tuning_starts_from_the_given_weights(trained_run, prepared, tmp_pa
     assert not (tmp_path / "wide").exists() and not (tmp_path / "other").exists()
 
 
+def test_fine_tuning_can_add_collision_features(trained_run, prepared, tmp_path):
+    source = trained_run / "model.pt"
+    weights = load_checkpoint(source).model.state_dict()
+    run = tmp_path / "grown"
+    overrides = {"lr": 1e-12, "lr_min": 0.0, "model.geometric_features": True}
+    train("tiny", run, data_dir=prepared, max_epochs=1, init_from=source, overrides=overrides)
+    grown = load_checkpoint(run / "model.pt")
+    assert grown.config.model.geometric_features
+    state = grown.model.state_dict()
+    added = [name for name in state if name not in weights]
+    assert added and all("geometry_proj" in name for name in added)
+    for name in added:  # new inputs start at zero, so the grown model starts as the source
+        assert float(state[name].abs().max()) < 1e-6, name
+    for name, value in weights.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=1e-6, msg=name)
+    # the other way round would drop trained weights: refused
+    with pytest.raises(InputError, match="geometric_features True != False"):
+        train("tiny", tmp_path / "shrunk", data_dir=prepared, init_from=run / "model.pt")
+
+
 def test_run_folder_checks(trained_run, prepared, tmp_path):
     with pytest.raises(InputError, match="not empty"):
         train("tiny", trained_run, data_dir=prepared)

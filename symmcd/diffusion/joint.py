@@ -90,8 +90,19 @@ class DiffusionState:
     num_nodes: Tensor  # (B,)
 
 
-def call_model(model: nn.Module, time: Tensor, state: DiffusionState) -> DenoiserOutput:
-    """Run the denoiser on a state (the single place that spells out its arguments)."""
+def call_model(
+    model: nn.Module, time: Tensor, state: DiffusionState, k_raw: Tensor
+) -> DenoiserOutput:
+    """Run the denoiser on a state (the single place that spells out its arguments).
+
+    ``k_raw`` (B, 6) is the state's lattice in raw units (:meth:`JointDiffusion.final_k`); its
+    lattice matrix is computed only for a network that looks at Cartesian geometry.
+    """
+    lattice = None
+    if getattr(getattr(model, "config", None), "geometric_features", False):
+        from symmcd.model.geometry import k_to_lattice
+
+        lattice = k_to_lattice(k_raw)
     return model(
         time=time,
         k_t=state.k,
@@ -102,6 +113,8 @@ def call_model(model: nn.Module, time: Tensor, state: DiffusionState) -> Denoise
         node_batch=state.node_batch,
         edge_index=state.edge_index,
         num_nodes=state.num_nodes,
+        spacegroup=state.spacegroup,
+        lattice_t=lattice,
     )
 
 
@@ -218,17 +231,20 @@ class JointDiffusion(nn.Module):
                 batch.site_symmetry.reshape(-1), t_items, site_marginals, generator
             ).view(num_nodes, NUM_DIRECTIONS)
 
-        out = model(
-            time=self.time_input(t),
-            k_t=k_t,
-            frac_coords_t=x_t,
-            atom_types_t=atom_types_t,
-            site_symmetry_t=site_symmetry_t,
+        noisy = DiffusionState(
+            k=k_t,
+            frac_coords=x_t,
+            atom_types=atom_types_t,
+            site_symmetry=site_symmetry_t,
+            spacegroup=batch.spacegroup,
             sg_encoding=batch.sg_encoding.float(),
+            k_mask=k_mask,
+            k_fixed=batch.k.float(),
             node_batch=batch.node_batch,
             edge_index=batch.edge_index,
             num_nodes=batch.num_nodes,
         )
+        out = call_model(model, self.time_input(t), noisy, self.final_k(noisy))
         losses = {
             "lattice": self.lattice.loss(out.k_eps.float(), eps, k_mask),
             "coords": self.coords.loss(out.coord_score.float(), coord_target),
@@ -387,13 +403,13 @@ class JointDiffusion(nn.Module):
         )
 
         for _ in range(corrector_steps):
-            out = call_model(model, time, state)
+            out = call_model(model, time, state, self.final_k(state))
             coords = self.coords.corrector_step(
                 state.frac_coords, t_node, out.coord_score.float(), step_lr, generator
             )
             state = replace(state, frac_coords=coords)
 
-        out = call_model(model, time, state)
+        out = call_model(model, time, state, self.final_k(state))
         n, device = state.atom_types.shape[0], state.atom_types.device
         k = self.lattice.reverse_step(
             state.k, t_graph, t_prev_graph, out.k_eps.float(), state.k_mask, generator, clip_k0

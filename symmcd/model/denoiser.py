@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symmcd.errors import InputError
+from symmcd.model.geometry import EDGE_GEOMETRY_DIM, NODE_GEOMETRY_DIM, OrbitGeometry
 
 
 @dataclass
@@ -39,6 +40,8 @@ class DenoiserConfig:
     sg_encoding_dim: int = 397
     use_site_symmetry: bool = True
     dropout: float = 0.0
+    # radial features of the replicated orbits (symmcd.model.geometry): what collides
+    geometric_features: bool = False
 
 
 @dataclass
@@ -71,6 +74,14 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, out_dim))
 
 
+def zero_linear(in_dim: int, out_dim: int) -> nn.Linear:
+    """A bias-free linear map that starts at zero: a new input added to a network leaves its
+    output unchanged at first (so a model fine-tuned with it starts where it was)."""
+    layer = nn.Linear(in_dim, out_dim, bias=False)
+    nn.init.zeros_(layer.weight)
+    return layer
+
+
 def mean_over_index(values: Tensor, index: Tensor, size: int) -> Tensor:
     """Mean of rows of ``values`` grouped by ``index`` into ``size`` groups (empty groups: 0)."""
     total = values.new_zeros(size, values.shape[-1]).index_add_(0, index, values)
@@ -87,17 +98,26 @@ class MessagePassingLayer(nn.Module):
     after the (linear) mean, so the only per-edge matrix product is ``W_e e_ij``.
     """
 
-    def __init__(self, hidden_dim: int, edge_dim: int, dropout: float) -> None:
+    def __init__(
+        self, hidden_dim: int, edge_dim: int, dropout: float, geometry_dim: int = 0
+    ) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(hidden_dim)
         self.dst_proj = nn.Linear(hidden_dim, hidden_dim)
         self.src_proj = nn.Linear(hidden_dim, hidden_dim, bias=False)
         self.edge_proj = nn.Linear(edge_dim, hidden_dim, bias=False)
+        self.geometry_proj = zero_linear(geometry_dim, hidden_dim) if geometry_dim else None
         self.message_out = nn.Linear(hidden_dim, hidden_dim)
         self.update = mlp(2 * hidden_dim, hidden_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h: Tensor, edge_features: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(
+        self,
+        h: Tensor,
+        edge_features: Tensor,
+        edge_index: Tensor,
+        edge_geometry: Tensor | None = None,
+    ) -> Tensor:
         src, dst = edge_index
         x = self.norm(h)
         pre = (
@@ -105,6 +125,8 @@ class MessagePassingLayer(nn.Module):
             + self.src_proj(x).index_select(0, src)
             + self.edge_proj(edge_features)
         )
+        if self.geometry_proj is not None:
+            pre = pre + self.geometry_proj(edge_geometry.to(pre.dtype))
         aggregated = self.message_out(mean_over_index(F.silu(pre), dst, h.shape[0]))
         return h + self.dropout(self.update(torch.cat([x, aggregated], dim=-1)))
 
@@ -126,8 +148,14 @@ class Denoiser(nn.Module):
         self.graph_mix = nn.Linear(3 * h, h)
         edge_dim = 6 * config.num_frequencies
         self.position_proj = nn.Linear(edge_dim, h)
+        geometry_dim = 0
+        if config.geometric_features:
+            self.geometry = OrbitGeometry()
+            self.node_geometry_proj = zero_linear(NODE_GEOMETRY_DIM, h)
+            geometry_dim = EDGE_GEOMETRY_DIM
         self.layers = nn.ModuleList(
-            MessagePassingLayer(h, edge_dim, config.dropout) for _ in range(config.num_layers)
+            MessagePassingLayer(h, edge_dim, config.dropout, geometry_dim)
+            for _ in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(h)
         self.coord_head = mlp(h, h, 3)
@@ -148,13 +176,19 @@ class Denoiser(nn.Module):
         node_batch: Tensor,
         edge_index: Tensor,
         num_nodes: Tensor,
+        spacegroup: Tensor | None = None,
+        lattice_t: Tensor | None = None,
     ) -> DenoiserOutput:
         """Shapes: ``time`` (B,) in [0, 1], ``k_t`` (B, 6) normalised, ``frac_coords_t`` (N, 3),
         ``atom_types_t`` (N,), ``site_symmetry_t`` (N, 15) (ignored without site symmetry),
-        ``sg_encoding`` (B, 397), ``node_batch`` (N,), ``edge_index`` (2, E), ``num_nodes`` (B,)."""
+        ``sg_encoding`` (B, 397), ``node_batch`` (N,), ``edge_index`` (2, E), ``num_nodes`` (B,);
+        with ``geometric_features`` also ``spacegroup`` (B,) and the raw lattice ``lattice_t``
+        (B, 3, 3) of ``k_t``."""
         cfg = self.config
         if cfg.use_site_symmetry and site_symmetry_t is None:
             raise InputError("denoiser: site_symmetry_t is required when use_site_symmetry=True")
+        if cfg.geometric_features and (spacegroup is None or lattice_t is None):
+            raise InputError("denoiser: spacegroup and lattice_t are required with geometry")
         num_graphs = k_t.shape[0]
         graph = torch.cat(
             [
@@ -174,12 +208,19 @@ class Denoiser(nn.Module):
             site = self.site_embedding(site_symmetry_t).flatten(1)  # (N, 15 * time_dim)
             h = h + self.site_mix(site)
 
+        edge_geometry = None
+        if cfg.geometric_features:
+            edge_geometry, node_geometry = self.geometry(
+                frac_coords_t, lattice_t, spacegroup, node_batch, edge_index
+            )
+            h = h + self.node_geometry_proj(node_geometry.to(h.dtype))
+
         src, dst = edge_index
         dx = frac_coords_t.index_select(0, src) - frac_coords_t.index_select(0, dst)
         dx = dx - torch.round(dx)  # periodic difference in [-0.5, 0.5]
         edge_features = periodic_fourier_features(dx, cfg.num_frequencies)
         for layer in self.layers:
-            h = layer(h, edge_features, edge_index)
+            h = layer(h, edge_features, edge_index, edge_geometry)
         h = self.final_norm(h)
 
         pooled = mean_over_index(h, node_batch, num_graphs)

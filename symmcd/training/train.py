@@ -85,8 +85,8 @@ def train(
     data = CrystalDataModule(data_dir, cfg.representation, cfg.batch_size, cfg.num_workers)
     module = SymmCDModule.from_config(cfg, data.statistics())
     if initial_weights is not None:
-        module.model.load_state_dict(initial_weights)
-        module.ema.shadow.load_state_dict(initial_weights)
+        load_initial_weights(module.model, initial_weights)
+        load_initial_weights(module.ema.shadow, initial_weights)
     best_callback = ModelCheckpoint(
         dirpath=out_dir,
         filename=Path(BEST_CHECKPOINT).stem,
@@ -130,6 +130,12 @@ def train(
     return exported
 
 
+# Network options a fine-tune may change: ``dropout`` holds no weights, and turning an additive
+# option on adds zero-initialised modules, so the fine-tune starts from the source's outputs.
+NO_WEIGHT_OPTIONS = ("dropout",)
+ADDITIVE_OPTIONS = ("geometric_features",)
+
+
 def initial_model_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     """The denoiser weights of ``config.init_from`` (an exported model.pt; ``"default"``: the
     shipped one), checked against the config's network sizes before anything is written."""
@@ -140,12 +146,30 @@ def initial_model_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     path = DEFAULT_CHECKPOINT if source == "default" else Path(source)
     loaded = load_checkpoint(path)
     ours, theirs = config.model.__dict__, loaded.config.model.__dict__
-    different = [f"{key} {theirs[key]} != {ours[key]}" for key in ours if ours[key] != theirs[key]]
+    different = [
+        f"{key} {theirs[key]} != {ours[key]}"
+        for key in ours
+        if ours[key] != theirs[key]
+        and key not in NO_WEIGHT_OPTIONS
+        and not (key in ADDITIVE_OPTIONS and ours[key] and not theirs[key])
+    ]
     if different:
         raise InputError(
             f"init_from: {path} has other network sizes than this config ({'; '.join(different)})"
         )
     return loaded.model.state_dict()
+
+
+def load_initial_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load ``weights`` into ``model``; parameters only the new model has (added by an
+    ``ADDITIVE_OPTIONS`` switch) keep their zero initialisation."""
+    result = model.load_state_dict(weights, strict=False)
+    if result.unexpected_keys:
+        raise InputError(f"init_from: weights the model has no place for: {result.unexpected_keys}")
+    added = ("geometry_proj", "node_geometry_proj")
+    stray = [key for key in result.missing_keys if not any(part in key for part in added)]
+    if stray:
+        raise InputError(f"init_from: the source model lacks {stray}")
 
 
 def _resolve_config(
