@@ -1,14 +1,16 @@
 """Build the small reference files shipped in ``symmcd/evaluation/data/`` (run once).
 
     python -m symmcd.evaluation.build_data \
-        /work/shared/data/mp_elemental_refs/2023-02-07-mp-elemental-reference-entries.json.gz
+        ../shared/data/mp_elemental_refs/2023-02-07-mp-elemental-reference-entries.json.gz \
+        --mpts52 ../shared/data/mpts_52/val.csv.gz ../shared/data/mpts_52/test.csv.gz
 
 * ``elemental_refs.json``: energy per atom (eV, MP2020-corrected) of the lowest-energy Materials
   Project entry of each element (Matbench Discovery's reference entries, 2023-02-07);
-* ``magpie_scaler.json``: means / stds of raw Magpie fingerprints over the shipped MP-20 train set;
-* ``mp20_hull_points.csv.gz``: one point per MP-20 entry (train + val + test) that carries both a
-  DFT formation energy and an energy above hull: the formation energy minus the energy above
-  hull, i.e. the MP convex hull at that composition.
+* ``mp_hull_points.csv.gz``: one point per Materials Project entry at hand that carries both a
+  DFT formation energy and an energy above hull (MP-20 train at hand + val + test, then the
+  MPTS-52 val + test entries not already in MP-20): the formation energy minus the energy above
+  hull, i.e. the MP convex hull at that composition. Columns ``material_id, formula,
+  e_form_hull, e_above_hull, dataset`` (``mp20`` or ``mpts52``).
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from symmcd.evaluation.coverage import SCALER_PATH, composition_fingerprint, fit_composition_scaler
-from symmcd.evaluation.io import DEFAULT_REFERENCE, DEFAULT_TRAIN, read_csv_of_cifs
+from symmcd.evaluation.hull import HULL_POINTS_PATH
+from symmcd.evaluation.io import DEFAULT_REFERENCE, DEFAULT_TRAIN
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -39,41 +41,52 @@ def elemental_reference_energies(entries_file: Path) -> dict[str, float]:
     }
 
 
-def hull_points(csv_files: list[Path]) -> pd.DataFrame:
-    """MP-20 rows with formation energy and e_above_hull -> (material_id, formula, e_hull)."""
+def hull_points(mp20_files: list[Path], mpts52_files: list[Path]) -> pd.DataFrame:
+    """Entries with formation energy and e_above_hull -> one hull point each (see above)."""
     frames = []
-    for path in csv_files:
+    for path in mp20_files:
         frame = pd.read_csv(path, usecols=lambda c: c != "cif")
-        frame = frame.dropna(subset=["formation_energy_per_atom", "e_above_hull"])
+        frame["formula"] = frame["pretty_formula"]
+        frame["dataset"] = "mp20"
         frames.append(frame)
-    rows = pd.concat(frames).drop_duplicates("material_id")
-    formulas = [Composition(f).reduced_formula for f in rows["pretty_formula"]]
-    points = rows["formation_energy_per_atom"] - rows["e_above_hull"]
+    for path in mpts52_files:
+        frame = pd.read_csv(path)
+        frame = frame.rename(columns={"energy_above_hull": "e_above_hull"})
+        frame["formula"] = [_cif_formula(text) for text in frame["cif"]]
+        frame["dataset"] = "mpts52"
+        frames.append(frame.drop(columns="cif"))
+    rows = pd.concat(frames).dropna(subset=["formation_energy_per_atom", "e_above_hull"])
+    rows = rows.drop_duplicates("material_id")  # MP-20's row wins over MPTS-52's
     return pd.DataFrame(
-        {"material_id": rows["material_id"], "formula": formulas, "e_form_hull": points.round(6)}
+        {
+            "material_id": rows["material_id"],
+            "formula": [Composition(f).reduced_formula for f in rows["formula"]],
+            "e_form_hull": (rows["formation_energy_per_atom"] - rows["e_above_hull"]).round(6),
+            "e_above_hull": rows["e_above_hull"].round(6),
+            "dataset": rows["dataset"],
+        }
     )
 
 
-def magpie_scaler(train_files: list[Path]) -> dict[str, list[float]]:
-    """Scaler fitted on the Magpie fingerprints of all training structures."""
-    compositions = []
-    for path in train_files:
-        compositions += [s.composition for s in read_csv_of_cifs(path).structures if s]
-    raw = np.array([composition_fingerprint(c) for c in compositions])
-    return fit_composition_scaler(raw)
+def _cif_formula(cif: str) -> str:
+    """The ``_chemical_formula_sum`` of a CIF (without parsing its structure)."""
+    match = re.search(r"^_chemical_formula_sum\s+'?([^'\n]+)'?", cif, flags=re.MULTILINE)
+    if match is None:
+        raise ValueError("CIF without _chemical_formula_sum")
+    return match.group(1).strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("elemental_entries", type=Path)
+    parser.add_argument("--mpts52", type=Path, nargs="*", default=[], help="MPTS-52 CSVs")
     args = parser.parse_args()
     DATA_DIR.mkdir(exist_ok=True)
     refs = elemental_reference_energies(args.elemental_entries)
     (DATA_DIR / "elemental_refs.json").write_text(json.dumps(refs, indent=1) + "\n")
-    points = hull_points([*DEFAULT_TRAIN, DEFAULT_REFERENCE])
-    points.to_csv(DATA_DIR / "mp20_hull_points.csv.gz", index=False)
-    SCALER_PATH.write_text(json.dumps(magpie_scaler(list(DEFAULT_TRAIN))) + "\n")
-    print(f"{len(refs)} elements, {len(points)} hull points, scaler written")
+    points = hull_points([*DEFAULT_TRAIN, DEFAULT_REFERENCE], args.mpts52)
+    points.to_csv(HULL_POINTS_PATH, index=False)
+    print(f"{len(refs)} elements, {len(points)} hull points written")
 
 
 if __name__ == "__main__":

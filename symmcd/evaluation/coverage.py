@@ -2,11 +2,11 @@
 
 Structure fingerprint: CrystalNN site fingerprint (matminer ``ops`` preset, 61 values) averaged
 over the sites of the cell. Composition fingerprint: matminer Magpie ``ElementProperty`` (132
-values), standardised with per-feature means and standard deviations of the symmcd MP-20 training
-set (shipped in ``data/magpie_scaler.json``; NaN -> 0 after scaling), the way CDVAE standardises
-with its fixed training statistics. A sample or reference crystal is "covered" when another set
-has a crystal within 0.4 (structure) AND 10 (composition) Euclidean distance. As in CDVAE's
-and DiffCSP's code, every crystal with fingerprints enters (validity does not filter them).
+values), standardised with CDVAE's fixed per-feature means and standard deviations (shipped, with
+their source, in ``data/magpie_scaler_cdvae.json``; NaN -> 0 after scaling), which CDVAE's,
+DiffCSP's and SymmCD's evaluation code all use. A sample or reference crystal is "covered" when
+another set has a crystal within 0.4 (structure) AND 10 (composition) Euclidean distance. As in
+CDVAE's and DiffCSP's code, every crystal with fingerprints enters (validity does not filter).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ STRUCT_CUTOFF = 0.4
 COMP_CUTOFF = 10.0
 STRUCT_FP_SIZE = 61
 COMP_FP_SIZE = 132
-SCALER_PATH = Path(__file__).resolve().parent / "data" / "magpie_scaler.json"
+SCALER_PATH = Path(__file__).resolve().parent / "data" / "magpie_scaler_cdvae.json"
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +69,7 @@ def composition_fingerprint(composition: Composition | None) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def composition_scaler() -> tuple[np.ndarray, np.ndarray]:
-    """(means, stds) of the raw Magpie features over the shipped training set."""
+    """(means, stds) of the raw Magpie features: CDVAE's published constants."""
     data = json.loads(SCALER_PATH.read_text())
     return np.asarray(data["means"], dtype=float), np.asarray(data["stds"], dtype=float)
 
@@ -80,15 +80,6 @@ def scale_composition_fingerprints(raw: np.ndarray) -> np.ndarray:
     safe_stds = np.where(stds > 0, stds, 1.0)
     scaled = (np.asarray(raw, dtype=float) - means) / safe_stds
     return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def fit_composition_scaler(raw: np.ndarray) -> dict[str, list[float]]:
-    """Per-feature means and standard deviations ignoring NaN (used to build the shipped file)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        means = np.nanmean(raw, axis=0)
-        stds = np.nanstd(raw, axis=0)
-    return {"means": np.nan_to_num(means).tolist(), "stds": np.nan_to_num(stds).tolist()}
 
 
 def fingerprint_usable(struct_fps: np.ndarray, comp_fps: np.ndarray) -> np.ndarray:

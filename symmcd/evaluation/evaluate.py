@@ -42,7 +42,7 @@ from symmcd.evaluation.summary import (
     load_cached,
     summarize,
 )
-from symmcd.evaluation.templates import SYMPREC
+from symmcd.evaluation.templates import FIELD_ANGLE_TOLERANCE, FIELD_SYMPREC, SYMPREC
 from symmcd.evaluation.validity import (
     CLOSE_CONTACT_DISTANCE,
     MIN_DISTANCE,
@@ -155,8 +155,16 @@ def distribution_metrics(
         "wdist_num_elements_all_valid": wasserstein(
             sample_summary.num_elements[all_valid], ref_summary.num_elements[ref_readable]
         ),
+        # the field's definition: valid samples, pymatgen's default tolerances, natural log
         "sg_jsd": spacegroup_jsd(
-            [int(x) for x in detected if x > 0], [int(x) for x in ref_summary.spacegroup if x > 0]
+            [int(x) for x in sample_summary.spacegroup_field[all_valid] if x > 0],
+            [int(x) for x in ref_summary.spacegroup_field if x > 0],
+        ),
+        # symmcd's first definition: every readable sample, symprec 0.1, base 2
+        "sg_jsd_base2_all_readable": spacegroup_jsd(
+            [int(x) for x in detected if x > 0],
+            [int(x) for x in ref_summary.spacegroup if x > 0],
+            base=2,
         ),
         "sg_match": _fraction(detected[has_request] == requested[has_request], has_request.sum())
         if has_request.any()
@@ -371,7 +379,10 @@ def settings(
         "cov_struct_cutoff": cov.STRUCT_CUTOFF,
         "cov_comp_cutoff": cov.COMP_CUTOFF,
         "wdist_max_samples": WDIST_MAX_SAMPLES,
-        "sg_jsd_base": JSD_BASE,
+        "sg_jsd_log": "natural" if JSD_BASE is None else f"base {JSD_BASE}",
+        "sg_jsd_symprec": FIELD_SYMPREC,
+        "sg_jsd_angle_tolerance": FIELD_ANGLE_TOLERANCE,
+        "sg_jsd_samples": "valid",
         "formation_energy_model": "CHGNet 0.3.0 minus MP elemental references",
     }
 
@@ -393,6 +404,7 @@ def per_sample_table(
                 r if r is not None else "" for r in crystals.requested_spacegroups
             ],
             "spacegroup_detected": summary.spacegroup,
+            "spacegroup_field": summary.spacegroup_field,
             "template": summary.template,
             "struct_valid": summary.struct_valid,
             "struct_valid_1A": struct_valid_1A,

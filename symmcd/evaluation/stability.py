@@ -2,7 +2,7 @@
 
 Each chosen sample is relaxed freely and (unless ``symmetric=False``, which halves the cost)
 keeping its symmetry (ASE ``FixSymmetry``).
-Energies above the MP-20 reference hull (see ``hull.py``) give, over the relaxed subsample:
+Energies above the reference hull of MP entries (see ``hull.py``) give, over the relaxed subsample:
 ``stable`` (e_hull <= 0), ``metastable`` (<= 0.1 eV/atom), ``sun`` (stable, unique, novel),
 ``msun`` (metastable, unique, novel) and ``ssun`` (stable, unique, novel and not P1 after
 relaxation). The unsuffixed keys use the free relaxation, ``*_fixsym`` the symmetric one.

@@ -27,22 +27,28 @@ from symmcd.evaluation.coverage import (
 )
 from symmcd.evaluation.io import cache_dir
 from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
-from symmcd.evaluation.templates import spacegroup_and_template, template_to_string
+from symmcd.evaluation.templates import (
+    field_spacegroup,
+    spacegroup_and_template,
+    template_to_string,
+)
 from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
 from symmcd.evaluation.workers import default_workers, ordered_map
 
-SUMMARY_VERSION = "v1"
+SUMMARY_VERSION = "v2"  # v2: spacegroup_field
 STORE_BATCH = 200  # crystals described between writes to the crystal store
 
 
 @dataclass
 class CrystalSummary:
     """Descriptors, one entry per crystal; ``spacegroup == 0`` and ``template == ""`` when the
-    structure is unreadable or symmetry detection failed."""
+    structure is unreadable or symmetry detection failed. ``spacegroup`` is spglib's at symprec
+    0.1 (templates, sg_match), ``spacegroup_field`` at pymatgen's defaults (SG JSD)."""
 
     struct_valid: np.ndarray
     comp_valid: np.ndarray
     spacegroup: np.ndarray
+    spacegroup_field: np.ndarray  # at pymatgen's default tolerances (the field's SG JSD)
     template: np.ndarray
     density: np.ndarray
     num_elements: np.ndarray
@@ -68,6 +74,7 @@ def describe_crystal(structure: Structure | None, with_fingerprints: bool) -> di
         "struct_valid": structure_is_valid(structure),
         "comp_valid": composition_is_valid(structure.composition if structure else None),
         "spacegroup": number or 0,
+        "spacegroup_field": field_spacegroup(structure) or 0,
         "template": template_to_string(template) if template else "",
         "density": float(structure.density) if structure is not None else np.nan,
         "num_elements": len(structure.composition.elements) if structure is not None else 0,
@@ -122,6 +129,7 @@ def _stack(rows: list[dict]) -> CrystalSummary:
     columns["struct_valid"] = columns["struct_valid"].astype(bool)
     columns["comp_valid"] = columns["comp_valid"].astype(bool)
     columns["spacegroup"] = columns["spacegroup"].astype(int)
+    columns["spacegroup_field"] = columns["spacegroup_field"].astype(int)
     columns["template"] = columns["template"].astype(str)
     columns["formula"] = columns["formula"].astype(str)
     if len(rows) == 0:

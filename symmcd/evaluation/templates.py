@@ -16,11 +16,16 @@ import spglib
 from pymatgen.core import Structure
 
 SYMPREC = 0.1
+# pymatgen's SpacegroupAnalyzer defaults, with which the field's code detects the space groups
+# that enter its SG JSD (symmcd's templates and sg_match use SYMPREC)
+FIELD_SYMPREC = 0.01
+FIELD_ANGLE_TOLERANCE = 5.0
 Template = tuple[int, tuple[str, ...]]
 
 
-def symmetry_dataset(structure: Structure, symprec: float = SYMPREC):
-    """spglib's symmetry dataset of a structure, or ``None`` when the search fails."""
+def symmetry_dataset(structure: Structure, symprec: float = SYMPREC, angle_tolerance: float = -1.0):
+    """spglib's symmetry dataset of a structure, or ``None`` when the search fails
+    (``angle_tolerance`` in degrees; spglib's default -1 lets it choose)."""
     cell = (
         structure.lattice.matrix,
         structure.frac_coords,
@@ -29,7 +34,9 @@ def symmetry_dataset(structure: Structure, symprec: float = SYMPREC):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return spglib.get_symmetry_dataset(cell, symprec=symprec)
+            return spglib.get_symmetry_dataset(
+                cell, symprec=symprec, angle_tolerance=angle_tolerance
+            )
     except Exception:  # noqa: BLE001 - spglib raises on degenerate cells
         return None
 
@@ -47,6 +54,15 @@ def spacegroup_and_template(
     letters = tuple(sorted(dataset.wyckoffs[i] for i in orbit_representatives))
     number = int(dataset.number)
     return number, (number, letters)
+
+
+def field_spacegroup(structure: Structure | None) -> int | None:
+    """Space-group number at pymatgen's default tolerances (``SpacegroupAnalyzer``: symprec
+    0.01 Å, angle tolerance 5°), the detection behind the field's SG JSD; ``None`` if it fails."""
+    if structure is None:
+        return None
+    dataset = symmetry_dataset(structure, FIELD_SYMPREC, FIELD_ANGLE_TOLERANCE)
+    return None if dataset is None else int(dataset.number)
 
 
 def template_to_string(template: Template) -> str:
