@@ -40,12 +40,12 @@ QUICK_RUNS = ((200, 100), (200, 20))
 
 def random_model(config_name: str, num_crystals: int = 500):
     """A randomly initialised LoadedModel with statistics from MP-20 validation crystals."""
+    from symmcd.checkpoint import LoadedModel
+    from symmcd.config import load_config
     from symmcd.data.prepare import crystal_record
     from symmcd.data.statistics import compute_statistics
     from symmcd.diffusion.joint import JointDiffusion
     from symmcd.model.denoiser import Denoiser
-    from symmcd.training.checkpoint import LoadedModel
-    from symmcd.training.config import load_config
 
     config = load_config(config_name)
     rows = pd.read_csv(MP20_VAL, nrows=num_crystals, usecols=["material_id", "cif"])
@@ -87,7 +87,7 @@ def main() -> None:
         source = f"random weights, config {args.random_init}"
     else:
         loaded = load_model(args.checkpoint)
-        source = f"checkpoint {args.checkpoint or 'symmcd/models/default.pt'}"
+        source = f"checkpoint {args.checkpoint or 'symmcd/weights/default.pt'}"
     model_config = loaded.config.model
     runs = QUICK_RUNS if args.quick else FULL_RUNS
     if args.runs:

@@ -80,7 +80,7 @@ def main() -> None:
     train_formulas = set(formula_table("train.csv.gz")) | set(formula_table("val.csv.gz"))
     temperatures = [float(t) for t in args.temperatures.split(",")]
     rows = [measure(args, t, test_counts, train_formulas) for t in temperatures]
-    model = args.checkpoint or "shipped model (symmcd/models/default.pt)"
+    model = args.checkpoint or "shipped model (symmcd/weights/default.pt)"
     print(
         f"{args.n} crystals per row, seed {args.seed}, model: {model}, "
         f"{args.max_attempts} draw(s) per crystal, steps {args.steps or 'model default'}. "

@@ -10,8 +10,12 @@ the Wyckoff-template table as markdown, beside the paper's figures.
 
     python scripts/paper_tables.py --set all --out RUN_DIR [--n 10000] [--relax 100]
     python scripts/paper_tables.py --set top10 --out RUN_DIR [--n 10000] [--relax 100]
-        [--max-attempts 1] [--precision auto] [--workers W] [--checkpoint PATH]
-        [--no-symmetric-relax] [--no-coverage]
+        [--max-attempts 1] [--repulsion 0] [--precision auto] [--workers W]
+        [--checkpoint PATH] [--no-symmetric-relax] [--no-coverage] [--json PATH]
+
+Besides the printed tables, writes every metric, the settings and this command as JSON
+(``--json``, default ``docs/results/paper_tables_<set>[_attempts<K>][_repulsion<D>].json``),
+from which ``scripts/make_docs.py`` builds the results page.
 
 RUN_DIR/samples is reused when it exists and was written with the same settings (so a long run
 can be evaluated, or re-printed, without sampling again; relaxations done before, even by a
@@ -57,6 +61,7 @@ def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
             and conditions["spacegroups"] == spacegroups
             and conditions["seed"] == args.seed
             and conditions["max_attempts"] == args.max_attempts
+            and conditions.get("repulsion", 0.0) == args.repulsion
             and (args.precision == "auto" or conditions.get("precision", "32") == args.precision)
         )
         if not same:
@@ -71,6 +76,7 @@ def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
         seed=args.seed,
         max_attempts=args.max_attempts,
         precision=args.precision,
+        repulsion=args.repulsion,
     )
 
 
@@ -113,6 +119,48 @@ def model_line(checkpoint: str | None) -> str:
     )
 
 
+def default_json_path(args: argparse.Namespace) -> Path:
+    name = f"paper_tables_{args.set}"
+    if args.max_attempts != 1:
+        name += f"_attempts{args.max_attempts}"
+    if args.repulsion:
+        name += f"_repulsion{args.repulsion:g}"
+    return Path(__file__).resolve().parents[1] / "docs" / "results" / f"{name}.json"
+
+
+def write_record(args: argparse.Namespace, summary: dict, metrics: dict) -> None:
+    """Everything the results page needs from this run, as JSON."""
+    import sys
+
+    path = args.json or default_json_path(args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": "python scripts/paper_tables.py " + " ".join(sys.argv[1:]),
+        "set": args.set,
+        "model": model_line(args.checkpoint),
+        "sampling": {k: summary.get(k) for k in ("n", "seconds", "crystals_per_second")},
+        "sampling_conditions": summary.get("conditions", {}),
+        "paper": dict(
+            zip(
+                (
+                    "struct_valid",
+                    "comp_valid",
+                    "cov_recall",
+                    "cov_precision",
+                    "sg_jsd",
+                    "stable",
+                    "sun",
+                ),
+                PAPER[args.set],
+                strict=True,
+            )
+        ),
+        "metrics": {k: v for k, v in metrics.items() if not isinstance(v, dict)},
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("all", "top10"), required=True)
@@ -126,6 +174,10 @@ def main() -> None:
         "--max-attempts", type=int, default=1, help="draws per crystal (1: published protocol)"
     )
     parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
+    parser.add_argument(
+        "--repulsion", type=float, default=0.0, help="sampler push in Å (0: off, as published)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="where to write the JSON record")
     parser.add_argument(
         "--no-symmetric-relax",
         dest="relax_symmetric",
@@ -168,6 +220,9 @@ def main() -> None:
 
     label = "all SGs" if args.set == "all" else "10 SGs"
     row_note = "" if args.max_attempts == 1 else f", up to {args.max_attempts} draws"
+    if args.repulsion:
+        row_note += f", repulsion {args.repulsion:g} Å"
+    write_record(args, summary, metrics)
     print()
     print(model_line(args.checkpoint))
     draws = "one draw" if args.max_attempts == 1 else f"up to {args.max_attempts} draws"

@@ -1,6 +1,6 @@
 """Export a training run's best checkpoint as the model shipped in the package.
 
-Writes `symmcd/models/default.pt` (half-precision weights, loaded back as float32) with the
+Writes `symmcd/weights/default.pt` (half-precision weights, loaded back as float32) with the
 default number of sampling steps recorded in its metadata, so `symmcd sample` uses it. By default
 from the run's `best.ckpt` (lowest validation loss); `--ckpt last.ckpt` (or any checkpoint file
 of the run) when the samples, not the loss, chose the epoch.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from symmcd.training.checkpoint import export_checkpoint, load_checkpoint
+from symmcd.checkpoint import export_checkpoint, load_checkpoint
 
-SHIPPED = Path(__file__).resolve().parents[1] / "symmcd" / "models" / "default.pt"
+SHIPPED = Path(__file__).resolve().parents[1] / "symmcd" / "weights" / "default.pt"
 
 
 def main() -> None:

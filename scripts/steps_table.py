@@ -89,7 +89,7 @@ def main() -> None:
     args.precision = resolve_precision(args.precision)
     reference = pd.read_csv(TEST_SPLIT)["spacegroup.number"].astype(int).tolist()
     rows = [measure(args, int(steps), reference) for steps in args.steps.split(",")]
-    model = args.checkpoint or "shipped model (symmcd/models/default.pt)"
+    model = args.checkpoint or "shipped model (symmcd/weights/default.pt)"
     print(
         f"{args.n} crystals per row, seed {args.seed}, model: {model}, precision {args.precision},"
         f" {args.max_attempts} draw(s) per crystal,"

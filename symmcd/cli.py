@@ -14,13 +14,7 @@ from pathlib import Path
 
 from symmcd.errors import InputError, SymmcdError
 
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        message = f"expected comma-separated integers, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+DEFAULT_REPULSION = 1.0  # = symmcd.sampling.config.DEFAULT_REPULSION (kept torch-free here)
 
 
 def _str_list(text: str) -> list[str]:
@@ -80,32 +74,48 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"best model: {best}")
 
 
-def _cmd_sample(args: argparse.Namespace) -> None:
-    from symmcd.sampling import sample_to_dir
+def sampling_config(args: argparse.Namespace):
+    """The SamplingConfig of the `sample` options (each field is an option of the same name)."""
+    from dataclasses import fields
+
+    from symmcd.sampling.config import SamplingConfig
 
     if args.spacegroups and args.top_k_spacegroups:
         raise InputError("give either --spacegroups or --top-k-spacegroups, not both")
+    return SamplingConfig(**{f.name: getattr(args, f.name) for f in fields(SamplingConfig)})
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from symmcd.sampling import sample_to_dir
+
     sample_to_dir(
         Path(args.out),
         args.n,
+        sampling_config(args),
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        spacegroups=args.spacegroups,
-        top_k_spacegroups=args.top_k_spacegroups,
-        elements=args.elements,
-        formula=args.formula,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
         formats=tuple(args.format),
         overwrite=args.overwrite,
-        precision=args.precision,
-        max_attempts=args.max_attempts,
-        corrector_steps=args.corrector_steps,
-        min_distance=args.min_distance,
-        element_temperature=args.element_temperature,
-        charge_balanced=args.charge_balanced,
         threads=args.threads,
     )
+
+
+def _cmd_csp(args: argparse.Namespace) -> None:
+    from symmcd.csp import csp_to_dir
+    from symmcd.sampling.sampler import torch_threads
+
+    with torch_threads(args.threads):
+        csp_to_dir(
+            Path(args.out),
+            args.formulas,
+            n=args.n,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+            relax=args.relax,
+            overwrite=args.overwrite,
+            workers=args.workers,
+            spacegroups=args.spacegroups,
+            seed=args.seed,
+            steps=args.steps,
+        )
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -194,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, required=True, help="number of crystals")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
-    p.add_argument("--spacegroups", type=_int_list, help="e.g. 225,194")
+    p.add_argument(
+        "--spacegroups", type=_str_list, help="numbers or symbols, e.g. 225,194 or Fm-3m,P6_3/mmc"
+    )
     p.add_argument("--top-k-spacegroups", type=int, help="the K most common training groups")
     p.add_argument("--elements", type=_str_list, help="allowed elements, e.g. Li,Fe,P,O")
     p.add_argument("--formula", help="exact composition, e.g. LiFePO4")
@@ -244,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(compositional validity): a filter, counted in `attempts`",
     )
     p.add_argument(
+        "--repulsion",
+        type=float,
+        default=DEFAULT_REPULSION,
+        metavar="D",
+        help="in the last 10%% of steps, push apart orbits whose replicated atoms come closer "
+        f"than D Å (default {DEFAULT_REPULSION:g}; 0: off, as in the published protocol)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -251,6 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
         "other jobs keep busy, 1 can be several times faster",
     )
     p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser(
+        "csp", help="structure prediction: candidates of given compositions, ranked by energy"
+    )
+    p.add_argument("formulas", nargs="+", metavar="FORMULA", help="e.g. LiFePO4 NaCl")
+    p.add_argument("--n", type=int, default=20, help="candidates per formula (20)")
+    p.add_argument("--out", required=True, help="output folder (CIFs + ranking.csv)")
+    p.add_argument("--relax", action="store_true", help="relax each candidate with CHGNet")
+    p.add_argument("--spacegroups", type=_str_list, help="restrict the groups, e.g. 62,194 or Pnma")
+    p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="relaxation processes")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.set_defaults(func=_cmd_csp)
 
     p = sub.add_parser("evaluate", help="the field's metrics and an HTML report")
     p.add_argument("samples", help="folder written by `symmcd sample`, a folder of CIFs, or a CSV")

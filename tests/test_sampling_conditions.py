@@ -25,6 +25,8 @@ def test_parse_spacegroups_accepts_strings_ints_and_lists():
     assert parse_spacegroups(62) == (62,)
     assert parse_spacegroups([1, "230", 1]) == (1, 230)
     assert parse_spacegroups(None) is None
+    assert parse_spacegroups("Fm-3m,P6_3/mmc, p 63/m m c,Pnma") == (225, 194, 62)
+    assert parse_spacegroups(["P-1", 2]) == (2,)
 
 
 @pytest.mark.parametrize("bad", ["0", "231", "abc", [], "225,-1", 2.5])

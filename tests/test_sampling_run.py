@@ -9,6 +9,8 @@ import torch
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from symmcd.checkpoint import LoadedModel
+from symmcd.config import TrainConfig
 from symmcd.data.statistics import DatasetStatistics
 from symmcd.diffusion.joint import DiffusionConfig, JointDiffusion
 from symmcd.errors import CheckpointError, InputError
@@ -16,8 +18,6 @@ from symmcd.model.denoiser import Denoiser, DenoiserConfig
 from symmcd.sampling import sample, sample_to_dir
 from symmcd.sampling.loop import cpu_has_native_bf16, resolve_precision, timestep_pairs
 from symmcd.symmetry import tables
-from symmcd.training.checkpoint import LoadedModel
-from symmcd.training.config import TrainConfig
 
 GROUPS = {225: 5, 62: 3, 194: 2, 14: 4, 2: 1}  # space group -> count in the toy "training set"
 ELEMENTS = ["Li", "Na", "Fe", "P", "O", "Cl", "Si"]
@@ -166,7 +166,7 @@ def test_strided_schedule():
 
 
 def test_checkpoint_file_and_its_default_step_count(toy_model, tmp_path):
-    from symmcd.training.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION
+    from symmcd.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION
 
     path = tmp_path / "model.pt"
     payload = {

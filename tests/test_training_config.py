@@ -2,8 +2,8 @@
 
 import pytest
 
+from symmcd.config import TrainConfig, available_configs, load_config, save_config
 from symmcd.errors import ConfigError
-from symmcd.training.config import TrainConfig, available_configs, load_config, save_config
 from symmcd.training.module import warmup_cosine_factor
 
 

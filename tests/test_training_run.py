@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
+from symmcd.checkpoint import FORMAT_VERSION, export_checkpoint, load_checkpoint
 from symmcd.data.prepare import prepare_dataset
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import Denoiser
-from symmcd.training.checkpoint import FORMAT_VERSION, export_checkpoint, load_checkpoint
 from symmcd.training.module import NonFiniteLossError
 from symmcd.training.train import LastCheckpoint, initial_model_weights, train
 
@@ -133,7 +133,7 @@ def test_resume_continues_where_it_stopped(trained_run, prepared, tmp_path, caps
 
 
 def test_fine_tuning_starts_from_the_given_weights(trained_run, prepared, tmp_path):
-    from symmcd.training.config import load_config
+    from symmcd.config import load_config
 
     source = trained_run / "model.pt"
     weights = load_checkpoint(source).model.state_dict()

@@ -17,6 +17,7 @@ import numpy as np
 from pymatgen.core import Composition, Element
 
 from symmcd.errors import InputError
+from symmcd.symmetry.tables import spacegroup_number
 
 NUM_ELEMENTS = 100
 NUM_SPACEGROUPS = 230
@@ -30,30 +31,30 @@ MAX_SEARCH_STEPS = 200_000  # partial templates visited per group and z
 def parse_spacegroups(
     spacegroups: int | str | Iterable[int | str] | None,
 ) -> tuple[int, ...] | None:
-    """Space-group numbers from an int, "225,194" or a list; each must lie in 1..230."""
+    """Space-group numbers from an int, "225,194", "Fm-3m,P6_3/mmc" or a list of numbers and
+    symbols; each must name one of the 230 groups."""
     if spacegroups is None:
         return None
     if isinstance(spacegroups, (int, float, np.integer, np.floating)):
         items: list = [spacegroups]
     elif isinstance(spacegroups, str):
-        items = [part for part in spacegroups.replace(" ", "").split(",") if part]
+        items = [part.strip() for part in spacegroups.split(",") if part.strip()]
     else:
         items = list(spacegroups)
     if not items:
-        raise InputError("spacegroups: empty list; give numbers in 1..230, e.g. 225,194")
+        raise InputError("spacegroups: empty list; give numbers in 1..230 or symbols, e.g. 225,194")
     numbers = []
     for item in items:
-        try:
-            number = int(item)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"spacegroups: {item!r} is not a space-group number (1..230)"
-            ) from None
-        if isinstance(item, (float, np.floating)) and item != number:
+        if isinstance(item, (float, np.floating)) and item != int(item):
             raise InputError(f"spacegroups: {item!r} is not a space-group number (1..230)")
-        if not 1 <= number <= NUM_SPACEGROUPS:
-            raise InputError(f"spacegroups: {number} is outside 1..230")
-        numbers.append(number)
+        if isinstance(item, (float, np.floating, np.integer)):
+            item = int(item)
+        if not isinstance(item, (int, str)) or isinstance(item, bool):
+            raise InputError(f"spacegroups: {item!r} is not a space-group number (1..230)")
+        try:
+            numbers.append(spacegroup_number(item))
+        except InputError as error:
+            raise InputError(f"spacegroups: {error}") from None
     return tuple(dict.fromkeys(numbers))
 
 

@@ -135,11 +135,13 @@ def denoise_batch(
     on_step: Callable[[], None] | None = None,
     corrector_steps: int = 1,
     element_temperature: float = 1.0,
+    repulsion: float = 0.0,
 ) -> tuple[AsymmetricUnits, np.ndarray | None]:
     """Run the reverse process for `plans` (`corrector_steps` Langevin moves before each
-    predictor step, element logits divided by `element_temperature`); returns the sampled
-    asymmetric units and, for templated crystals, the global Wyckoff index each node must sit
-    on (-1 = free)."""
+    predictor step, element logits divided by `element_temperature`; with `repulsion` > 0 Å,
+    orbits whose images come closer than that are pushed apart in the last steps,
+    ``symmcd.sampling.repulsion``); returns the sampled asymmetric units and, for templated
+    crystals, the global Wyckoff index each node must sit on (-1 = free)."""
     inputs = plan_tensors(plans)
     state = diffusion.prior(
         inputs["spacegroup"],
@@ -149,6 +151,12 @@ def denoise_batch(
         element_allowed=element_allowed,
     )
     output = None
+    geometry = None
+    if repulsion > 0:
+        from symmcd.model.geometry import OrbitGeometry
+        from symmcd.sampling.repulsion import LAST_FRACTION, repel_orbits
+
+        geometry = OrbitGeometry().to(state.frac_coords.device)
     for t, t_prev in schedule:
         state, output = diffusion.denoise_step(
             model,
@@ -162,6 +170,8 @@ def denoise_batch(
             clamp_elements=inputs["clamp_elements"],
             clamp_site_symmetry=inputs["clamp_site_symmetry"],
         )
+        if geometry is not None and t_prev <= LAST_FRACTION * diffusion.num_steps:
+            state = repel_orbits(state, diffusion.final_k(state), geometry, repulsion)
         if on_step is not None:
             on_step()
     k = diffusion.final_k(state)

@@ -11,26 +11,23 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from symmcd.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from symmcd.errors import CheckpointError, InputError
 from symmcd.sampling import conditions, loop, plan, writers
+from symmcd.sampling.config import SamplingConfig, checked_int
 from symmcd.sampling.unfold import COLLAPSE_DISTANCE, unfold
 from symmcd.sampling.writers import SampledCrystal
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default.pt"
-MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms further apart
-ELEMENT_TEMPERATURE_RANGE = (0.05, 10.0)  # logits divided by this; 1 = as trained
 
 
 def load_model(checkpoint: str | Path | object | None):
     """A LoadedModel from a path (default: the shipped model) or passed through as is."""
-    from symmcd.training.checkpoint import load_checkpoint
 
     if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
         loaded = checkpoint
@@ -56,31 +53,6 @@ def default_steps(loaded, steps: int | None) -> int | None:
         return steps
     shipped = getattr(loaded, "metadata", {}).get("sampling_steps")
     return int(shipped) if shipped else None
-
-
-def checked_int(name: str, value, minimum: int) -> int:
-    """`value` as an int, or an InputError naming `name` unless it is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
-        raise InputError(f"{name}: {value!r} must be a {kind} integer")
-    return int(value)
-
-
-def positive_int(name: str, value) -> int:
-    return checked_int(name, value, 1)
-
-
-def checked_float(name: str, value, low: float, high: float, unit: str = "") -> float:
-    """`value` as a float, or an InputError naming `name` unless it is a number in [low, high]."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not low <= value <= high:
-        raise InputError(f"{name}: {value!r} must be a number{unit} in [{low}, {high}]")
-    return float(value)
-
-
-def redraw_distance(value) -> float:
-    """The min_distance argument, checked: a number in [COLLAPSE_DISTANCE, MAX_MIN_DISTANCE]."""
-    return checked_float("min_distance", value, COLLAPSE_DISTANCE, MAX_MIN_DISTANCE, " of Angstrom")
 
 
 def allowed_elements(
@@ -110,120 +82,141 @@ def make_plans(
 
 def sample(
     n: int,
+    config: SamplingConfig | None = None,
     checkpoint: str | Path | None = None,
-    spacegroups: int | str | Iterable[int] | None = None,
-    top_k_spacegroups: int | None = None,
-    elements: str | Iterable[str] | None = None,
-    formula: str | None = None,
-    steps: int | None = None,
-    batch_size: int = 500,
-    seed: int = 0,
     progress: bool = True,
-    precision: str = "auto",
-    max_attempts: int = 10,
-    corrector_steps: int = 1,
-    min_distance: float = COLLAPSE_DISTANCE,
-    element_temperature: float = 1.0,
-    charge_balanced: bool = False,
+    **options,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
 
-    spacegroups / top_k_spacegroups restrict the space groups (drawn in proportion to the
-    training distribution restricted to them, uniformly among groups the model never saw);
-    elements restricts the element chains to a set; formula fixes the composition exactly
-    through Wyckoff templates (elements and site symmetry clamped during denoising).
-    steps defaults to the checkpoint's `sampling_steps` (else all trained steps); precision
-    "bf16" runs the network under bfloat16 autocast, "32" in float32, and "auto" picks bf16 on
-    CPUs that compute it natively (metadata `precision` says which ran). corrector_steps is the
-    number of Langevin moves of the coordinates before each predictor step (each one more
-    network call; 0 = predictor only). element_temperature divides the network's element logits
-    at every step (below 1: the elements it finds most likely are picked more often; 1: as
-    trained). charge_balanced also redraws crystals whose composition fails SMACT's
-    charge-neutrality test (the field's compositional validity; metadata `charge_balanced`),
-    a filter on the output, not something the network learnt. max_attempts > 1 re-draws crystals
-    flagged `collapsed` or not `symmetry_ok`, and those with two atoms closer than min_distance
-    (Angstrom; at least the collapse threshold 0.5), with the same plan and fresh noise, up to
-    that many draws in all (formula runs switch a crystal that still fails after half of them
-    to a fresh template); metadata `attempts` counts the draws. The default 10 makes (nearly)
-    every output carry the symmetry it claims; max_attempts=1 keeps and flags every first draw
-    (the published protocol, whose validity figures count such crystals as failures).
+    Settings come from ``config`` (:class:`~symmcd.sampling.config.SamplingConfig`, which
+    documents each) with keyword ``options`` replacing its fields, e.g.
+    ``sample(100, spacegroups="Fm-3m", seed=1)``. Crystals that collapse or fail the symmetry
+    check are redrawn with the same plan and fresh noise, up to ``max_attempts`` draws in all
+    (formula runs switch a crystal that still fails after half of them to a fresh template;
+    metadata ``attempts`` counts the draws); ``max_attempts=1`` keeps and flags every first
+    draw, the published protocol.
     """
-    n = positive_int("n", n)
-    batch_size = positive_int("batch_size", batch_size)
-    max_attempts = positive_int("max_attempts", max_attempts)
-    corrector_steps = checked_int("corrector_steps", corrector_steps, 0)
-    min_distance = redraw_distance(min_distance)
-    element_temperature = checked_float(
-        "element_temperature", element_temperature, *ELEMENT_TEMPERATURE_RANGE
-    )
-    seed = checked_int("seed", seed, 0)
-    if not isinstance(charge_balanced, bool):
-        raise InputError(f"charge_balanced: {charge_balanced!r} must be True or False")
-    groups = conditions.parse_spacegroups(spacegroups)
-    symbols = conditions.parse_elements(elements)
-    counts = conditions.parse_formula(formula) if formula is not None else None
-    if groups is not None and top_k_spacegroups is not None:
-        raise InputError("spacegroups and top_k_spacegroups: give one, not both")
-    if counts is not None and symbols is not None:
-        raise InputError("elements and formula: give one, not both")
+    n = checked_int("n", n, 1)
+    config = SamplingConfig.from_options(config, **options)
+    counts = conditions.parse_formula(config.formula) if config.formula is not None else None
+    run = _Run(config, checkpoint)
+    element_allowed = allowed_elements(run.statistics, config.elements, counts)
+    plans = make_plans(n, run.statistics, run.groups, counts, config.seed)
+    return run.denoise(plans, [counts] * n, element_allowed, progress)
 
-    precision = loop.resolve_precision(precision)  # validate before loading
-    loaded = load_model(checkpoint)
-    model = loop.with_precision(loaded.model, precision)
-    statistics = loaded.statistics
-    if top_k_spacegroups is not None:
-        groups = conditions.top_k_spacegroups(
-            statistics.spacegroup_distribution(), top_k_spacegroups
-        )
-    element_allowed = allowed_elements(statistics, symbols, counts)
-    schedule = loop.timestep_pairs(loaded.diffusion.num_steps, default_steps(loaded, steps))
-    plans = make_plans(n, statistics, groups, counts, int(seed))
 
-    settings = {
-        "schedule": schedule,
-        "generator": torch.Generator().manual_seed(int(seed)),
-        "element_allowed": element_allowed,
-        "corrector_steps": corrector_steps,
-        "element_temperature": element_temperature,
-        "charge_balanced": charge_balanced,
-        "run_info": {
-            "requested_spacegroups": list(groups or []),
-            "steps": len(schedule),
-            "corrector_steps": corrector_steps,
-            "element_temperature": element_temperature,
-            "precision": precision,
-        },
-    }
-    crystals: list[SampledCrystal] = []
-    bar = tqdm(total=n * len(schedule), disable=not progress, desc="sampling", unit="crystal-step")
-    with bar:
-        for start in range(0, n, batch_size):
-            batch_plans = plans[start : start + batch_size]
-            crystals.extend(
-                denoise_and_unfold(model, loaded.diffusion, batch_plans, **settings, bar=bar)
+def sample_formulas(
+    formulas: Sequence[str],
+    n: int,
+    config: SamplingConfig | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    **options,
+) -> dict[str, list[SampledCrystal]]:
+    """``n`` crystals of each formula, denoised together in full batches (many formulas in one
+    call run far faster than one call each); settings as in :func:`sample`, whose ``formula``
+    and ``elements`` must be unset. Keys are the formulas as given."""
+    n = checked_int("n", n, 1)
+    config = SamplingConfig.from_options(config, **options)
+    if config.formula is not None or config.elements is not None:
+        raise InputError("sample_formulas: give the formulas as its argument, not in config")
+    run = _Run(config, checkpoint)
+    plans: list[plan.CrystalPlan] = []
+    counts_of_plan: list[dict[str, int] | None] = []
+    for index, formula in enumerate(formulas):
+        counts = conditions.parse_formula(formula)
+        allowed_elements(run.statistics, None, counts)  # every element known to the model
+        rng = np.random.default_rng((config.seed, index))
+        plans += plan.plan_formula(n, run.statistics, counts, run.groups, rng)
+        counts_of_plan += [counts] * n
+    element_allowed = allowed_elements(run.statistics, None, None)
+    crystals = run.denoise(plans, counts_of_plan, element_allowed, progress)
+    return {formula: crystals[i * n : (i + 1) * n] for i, formula in enumerate(formulas)}
+
+
+class _Run:
+    """The model, space groups and settings of one sampling call, and its batched loop."""
+
+    def __init__(self, config: SamplingConfig, checkpoint) -> None:
+        self.config = config
+        self.precision = loop.resolve_precision(config.precision)  # validate before loading
+        self.loaded = load_model(checkpoint)
+        self.model = loop.with_precision(self.loaded.model, self.precision)
+        self.statistics = self.loaded.statistics
+        self.groups = config.spacegroups
+        if config.top_k_spacegroups is not None:
+            self.groups = conditions.top_k_spacegroups(
+                self.statistics.spacegroup_distribution(), config.top_k_spacegroups
             )
-        # Redraws are pooled over the whole run so that they, too, run in full batches.
-        for attempt in range(2, max_attempts + 1):
-            retry = [i for i, c in enumerate(crystals) if needs_redraw(c, min_distance)]
-            if not retry:
-                break
-            if counts is not None and attempt > (max_attempts + 1) // 2:
-                # a template that keeps collapsing may have no room for its orbits: draw another
-                rng = np.random.default_rng((int(seed), attempt))
-                fresh = plan.plan_formula(len(retry), statistics, counts, groups, rng)
-                for i, new_plan in zip(retry, fresh, strict=True):
-                    plans[i] = new_plan
-            bar.total += len(retry) * len(schedule)
-            bar.set_description(f"sampling (redraw {attempt - 1}: {len(retry)} crystals)")
-            for start in range(0, len(retry), batch_size):
-                chunk = retry[start : start + batch_size]
-                again = denoise_and_unfold(
-                    model, loaded.diffusion, [plans[i] for i in chunk], **settings, bar=bar
+        self.schedule = loop.timestep_pairs(
+            self.loaded.diffusion.num_steps, default_steps(self.loaded, config.steps)
+        )
+
+    def denoise(
+        self,
+        plans: list[plan.CrystalPlan],
+        counts_of_plan: list[dict[str, int] | None],
+        element_allowed: torch.Tensor,
+        progress: bool,
+    ) -> list[SampledCrystal]:
+        """Every plan denoised in batches, then the failures redrawn (pooled over the run so
+        that redraws too run in full batches)."""
+        config, schedule = self.config, self.schedule
+        settings = {
+            "schedule": schedule,
+            "generator": torch.Generator().manual_seed(config.seed),
+            "element_allowed": element_allowed,
+            "config": config,
+            "run_info": {
+                "requested_spacegroups": list(self.groups or []),
+                "steps": len(schedule),
+                "corrector_steps": config.corrector_steps,
+                "element_temperature": config.element_temperature,
+                "repulsion": config.repulsion,
+                "precision": self.precision,
+            },
+        }
+        diffusion, batch_size = self.loaded.diffusion, config.batch_size
+        crystals: list[SampledCrystal] = []
+        total = len(plans) * len(schedule)
+        bar = tqdm(total=total, disable=not progress, desc="sampling", unit="crystal-step")
+        with bar:
+            for start in range(0, len(plans), batch_size):
+                batch = plans[start : start + batch_size]
+                crystals.extend(
+                    denoise_and_unfold(self.model, diffusion, batch, **settings, bar=bar)
                 )
-                for i, crystal in zip(chunk, again, strict=True):
-                    crystal.metadata["attempts"] = attempt
-                    crystals[i] = crystal
-    return crystals
+            for attempt in range(2, config.max_attempts + 1):
+                retry = [i for i, c in enumerate(crystals) if needs_redraw(c, config.min_distance)]
+                if not retry:
+                    break
+                if attempt > (config.max_attempts + 1) // 2:
+                    self._replan(plans, counts_of_plan, retry, attempt)
+                bar.total += len(retry) * len(schedule)
+                bar.set_description(f"sampling (redraw {attempt - 1}: {len(retry)} crystals)")
+                for start in range(0, len(retry), batch_size):
+                    chunk = retry[start : start + batch_size]
+                    again = denoise_and_unfold(
+                        self.model, diffusion, [plans[i] for i in chunk], **settings, bar=bar
+                    )
+                    for i, crystal in zip(chunk, again, strict=True):
+                        crystal.metadata["attempts"] = attempt
+                        crystals[i] = crystal
+        return crystals
+
+    def _replan(self, plans, counts_of_plan, retry: list[int], attempt: int) -> None:
+        """A formula crystal that keeps failing may have a template with no room for its
+        orbits: give it a fresh template (free crystals keep their plan)."""
+        by_formula: dict[tuple, list[int]] = {}
+        for i in retry:
+            if counts_of_plan[i] is not None:
+                by_formula.setdefault(tuple(sorted(counts_of_plan[i].items())), []).append(i)
+        rng = np.random.default_rng((self.config.seed, attempt))
+        for key, indices in by_formula.items():
+            fresh = plan.plan_formula(len(indices), self.statistics, dict(key), self.groups, rng)
+            for i, new_plan in zip(indices, fresh, strict=True):
+                plans[i] = new_plan
 
 
 def needs_redraw(crystal: SampledCrystal, min_distance: float = COLLAPSE_DISTANCE) -> bool:
@@ -243,9 +236,7 @@ def denoise_and_unfold(
     schedule: Sequence[tuple[int, int]],
     generator: torch.Generator,
     element_allowed: torch.Tensor,
-    corrector_steps: int,
-    element_temperature: float,
-    charge_balanced: bool,
+    config: SamplingConfig,
     run_info: dict,
     bar=None,
 ) -> list[SampledCrystal]:
@@ -259,13 +250,14 @@ def denoise_and_unfold(
         generator,
         element_allowed=element_allowed,
         on_step=functools.partial(bar.update, len(plans)) if bar is not None else None,
-        corrector_steps=corrector_steps,
-        element_temperature=element_temperature,
+        corrector_steps=config.corrector_steps,
+        element_temperature=config.element_temperature,
+        repulsion=config.repulsion,
     )
     metadata = [{**run_info, "attempts": 1} for _ in plans]
     crystals = unfold(units, fixed, metadata)
-    if charge_balanced:
-        from symmcd.evaluation.validity import composition_is_valid  # SMACT: imported on demand
+    if config.charge_balanced:
+        from symmcd.chemistry import composition_is_valid  # SMACT: imported on demand
 
         for crystal in crystals:
             crystal.metadata["charge_balanced"] = composition_is_valid(
@@ -277,70 +269,34 @@ def denoise_and_unfold(
 def sample_to_dir(
     out_dir: str | Path,
     n: int,
+    config: SamplingConfig | None = None,
     checkpoint: str | Path | None = None,
-    spacegroups: int | str | Iterable[int] | None = None,
-    top_k_spacegroups: int | None = None,
-    elements: str | Iterable[str] | None = None,
-    formula: str | None = None,
-    steps: int | None = None,
-    batch_size: int = 500,
-    seed: int = 0,
     progress: bool = True,
     formats: str | Sequence[str] = ("cif",),
     overwrite: bool = False,
-    precision: str = "auto",
-    max_attempts: int = 10,
-    corrector_steps: int = 1,
-    min_distance: float = COLLAPSE_DISTANCE,
-    element_temperature: float = 1.0,
-    charge_balanced: bool = False,
     threads: int | None = None,
+    **options,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
-    summary.json); returns the summary. Nothing is left behind on error.
+    summary.json); returns the summary. Nothing is left behind on error. Settings as in
+    :func:`sample`.
 
     ``threads`` sets torch's CPU threads for the run (default: torch's, one per core); on cores
     other jobs keep busy, fewer threads than cores is faster (bench/sampling_speed.py)."""
+    config = SamplingConfig.from_options(config, **options)
     out = writers.check_out_dir(out_dir, overwrite)
     chosen_formats = writers.parse_formats(formats)
     started = time.perf_counter()
     with torch_threads(threads):
-        crystals = sample(
-            n,
-            checkpoint=checkpoint,
-            spacegroups=spacegroups,
-            top_k_spacegroups=top_k_spacegroups,
-            elements=elements,
-            formula=formula,
-            steps=steps,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            precision=precision,
-            max_attempts=max_attempts,
-            corrector_steps=corrector_steps,
-            min_distance=min_distance,
-            element_temperature=element_temperature,
-            charge_balanced=charge_balanced,
-        )
+        crystals = sample(n, config, checkpoint=checkpoint, progress=progress)
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
         writers.write_samples(folder, crystals, chosen_formats)
         summary = run_summary(crystals, sampled_seconds, time.perf_counter() - started)
         summary["conditions"] = {
-            "spacegroups": list(conditions.parse_spacegroups(spacegroups) or []),
-            "top_k_spacegroups": top_k_spacegroups,
-            "elements": list(conditions.parse_elements(elements) or []),
-            "formula": formula,
-            "steps": crystals[0].metadata.get("steps") if crystals else steps,
-            "batch_size": batch_size,
-            "seed": seed,
-            "precision": crystals[0].metadata["precision"] if crystals else precision,
-            "max_attempts": max_attempts,
-            "corrector_steps": corrector_steps,
-            "min_distance": min_distance,
-            "element_temperature": element_temperature,
-            "charge_balanced": charge_balanced,
+            **config.to_dict(),
+            "steps": crystals[0].metadata.get("steps") if crystals else config.steps,
+            "precision": crystals[0].metadata["precision"] if crystals else config.precision,
             "checkpoint": checkpoint_label(checkpoint),
             "threads": threads or torch.get_num_threads(),
         }
@@ -387,5 +343,9 @@ def run_summary(crystals: Sequence[SampledCrystal], sample_seconds: float, secon
         "crystals_per_second": round(n / seconds, 4) if seconds > 0 else None,
         "collapsed": sum(bool(c.metadata.get("collapsed")) for c in crystals),
         "redrawn": sum(c.metadata.get("attempts", 1) > 1 for c in crystals),
+        # draws per crystal, first draws included (1.0 = nothing redrawn)
+        "draws_per_crystal": round(
+            sum(c.metadata.get("attempts", 1) for c in crystals) / max(n, 1), 4
+        ),
         "spacegroups": len({c.metadata["spacegroup"] for c in crystals}),
     }

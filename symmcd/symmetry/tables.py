@@ -118,6 +118,31 @@ def check_spacegroup(number) -> int:
     return as_int
 
 
+def _symbol_key(symbol: str) -> str:
+    """A Hermann-Mauguin symbol without spaces, underscores and case: ``P6_3/mmc`` -> ``p63/mmc``
+    (unique over the 230 short symbols)."""
+    return symbol.replace(" ", "").replace("_", "").lower()
+
+
+_NUMBER_OF_SYMBOL = {_symbol_key(str(symbol)): n + 1 for n, symbol in enumerate(SG_SYMBOL)}
+
+
+def spacegroup_number(symbol_or_number: str | int) -> int:
+    """The ITA number of a space group given as a number or a short Hermann-Mauguin symbol
+    (``225``, ``"Fm-3m"``, ``"P6_3/mmc"``, ``"p 63/m m c"``); ``InputError`` otherwise."""
+    if isinstance(symbol_or_number, str) and not symbol_or_number.strip().isdigit():
+        number = _NUMBER_OF_SYMBOL.get(_symbol_key(symbol_or_number))
+        if number is None:
+            raise InputError(
+                f"unknown space-group symbol {symbol_or_number!r}: give a number in 1..230 or "
+                "a short Hermann-Mauguin symbol such as Fm-3m or P6_3/mmc"
+            )
+        return number
+    if isinstance(symbol_or_number, str):
+        symbol_or_number = int(symbol_or_number)
+    return check_spacegroup(symbol_or_number)
+
+
 def wyckoff_position(global_index: int) -> WyckoffPosition:
     """The Wyckoff position with this global index (0..1730)."""
     g = int(global_index)

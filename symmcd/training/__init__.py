@@ -1,6 +1,5 @@
-"""Training: configs, the Lightning module, EMA, checkpoints and ``train()``."""
+"""Training: the Lightning module (`module.py`), EMA (`ema.py`) and `train()` (`train.py`).
 
-from symmcd.training.checkpoint import LoadedModel, export_checkpoint, load_checkpoint
-from symmcd.training.config import TrainConfig, load_config
-
-__all__ = ["LoadedModel", "TrainConfig", "export_checkpoint", "load_checkpoint", "load_config"]
+Configs live in `symmcd.config`, sampling checkpoints in `symmcd.checkpoint`, both below training
+and sampling.
+"""

@@ -19,14 +19,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from symmcd.checkpoint import _plain
+from symmcd.config import TrainConfig
 from symmcd.data.batch import CrystalBatch
 from symmcd.data.dataset import AsymmetricUnitDataset, collate
 from symmcd.data.statistics import DatasetStatistics
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import InputError, SymmcdError
 from symmcd.model.denoiser import Denoiser
-from symmcd.training.checkpoint import _plain
-from symmcd.training.config import TrainConfig
 from symmcd.training.ema import ExponentialMovingAverage
 
 STATISTICS_FILE = "statistics.json"

@@ -27,15 +27,15 @@ import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from symmcd.errors import InputError
-from symmcd.training.checkpoint import export_checkpoint
-from symmcd.training.config import (
+from symmcd.checkpoint import export_checkpoint
+from symmcd.config import (
     TrainConfig,
     flatten_keys,
     load_config,
     save_config,
     set_dotted,
 )
+from symmcd.errors import InputError
 from symmcd.training.module import CrystalDataModule, SymmCDModule
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "symmcd" / "mp20"
@@ -139,8 +139,7 @@ ADDITIVE_OPTIONS = ("geometric_features",)
 def initial_model_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     """The denoiser weights of ``config.init_from`` (an exported model.pt; ``"default"``: the
     shipped one), checked against the config's network sizes before anything is written."""
-    from symmcd.sampling.sampler import DEFAULT_CHECKPOINT
-    from symmcd.training.checkpoint import load_checkpoint
+    from symmcd.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
     source = str(config.init_from)
     path = DEFAULT_CHECKPOINT if source == "default" else Path(source)

@@ -1,4 +1,4 @@
-"""Self-contained sampling checkpoints (``model.pt``).
+"""Self-contained sampling checkpoints (``model.pt``), below both training and sampling.
 
 A Lightning training checkpoint holds optimiser state, loop counters and both the raw and the
 EMA weights. :func:`export_checkpoint` distils it into what sampling needs: the EMA weights of
@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from symmcd.config import TrainConfig
 from symmcd.data.statistics import DatasetStatistics
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import CheckpointError, SymmcdError
 from symmcd.model.denoiser import Denoiser
-from symmcd.training.config import TrainConfig
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"  # shipped model
 CHECKPOINT_FORMAT = "symmcd-model"
 FORMAT_VERSION = 1
 EMA_PREFIX = "ema.shadow."

@@ -19,7 +19,7 @@ from symmcd.diffusion.joint import DiffusionConfig
 from symmcd.errors import ConfigError
 from symmcd.model.denoiser import DenoiserConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 Representation = Literal["asymmetric_unit", "full_cell"]
 Precision = Literal["32", "bf16-mixed"]
