@@ -14,7 +14,9 @@ from pathlib import Path
 
 from symmcd.errors import InputError, SymmcdError
 
-DEFAULT_REPULSION = 1.0  # = symmcd.sampling.config.DEFAULT_REPULSION (kept torch-free here)
+# = symmcd.sampling.config's defaults (restated so that `symmcd --help` imports no torch)
+DEFAULT_REPULSION = 1.0
+DEFAULT_CORRECTOR_STEPS = 0
 
 
 def _str_list(text: str) -> list[str]:
@@ -231,9 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corrector-steps",
         type=int,
-        default=1,
-        help="Langevin corrector moves of the coordinates per denoising step (1; each costs one "
-        "network call; 0 = predictor only)",
+        default=DEFAULT_CORRECTOR_STEPS,
+        help="Langevin corrector moves of the coordinates before each denoising step (default "
+        f"{DEFAULT_CORRECTOR_STEPS}: predictor only; each move costs one more network call)",
     )
     p.add_argument(
         "--min-distance",

@@ -73,24 +73,15 @@ def check_formulas(formulas: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(reduced))
 
 
-def predict_structures(
-    formula: str,
-    n: int = 20,
-    checkpoint: str | Path | None = None,
-    relax: bool = False,
-    workers: int | None = None,
-    progress: bool = True,
-    config: SamplingConfig | None = None,
-    **options,
-) -> list[Candidate]:
+def predict_structures(formula: str, n: int = 20, **settings) -> list[Candidate]:
     """``n`` candidate structures of ``formula``, lowest CHGNet energy per atom first.
 
-    Sampling settings as in :func:`symmcd.sample` (e.g. ``spacegroups=[62, 194]``, ``seed``);
-    ``relax`` relaxes every candidate freely with CHGNet before ranking (about 10 s a crystal
-    on one core, over ``workers`` processes)."""
+    ``settings`` are those of :func:`predict_many`: ``checkpoint``, ``relax`` (relax every
+    candidate freely with CHGNet before ranking, about 10 s a crystal on one core, over
+    ``workers`` processes), ``progress``, ``config`` and sampling options as in
+    :func:`symmcd.sample` (e.g. ``spacegroups=[62, 194]``, ``seed``)."""
     (reduced,) = check_formulas([formula])
-    found = predict_many([reduced], n, checkpoint, relax, workers, progress, config, **options)
-    return found[reduced]
+    return predict_many([reduced], n, **settings)[reduced]
 
 
 def predict_many(

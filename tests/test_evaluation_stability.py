@@ -336,3 +336,96 @@ def test_fast_chgnet_calculator_equals_chgnets_own_bit_for_bit():
         assert fast_energy == energy
         assert np.array_equal(fast_forces, forces)
         assert np.array_equal(fast_stress, stress)
+
+
+def _sleepy_relaxation(keyed):
+    """A stand-in relaxation job: "hang" sleeps far past any watchdog, others return at once."""
+    from symmcd.evaluation.relax import RelaxResult
+
+    key, (structure, *_rest) = keyed
+    if key == "hang":
+        time.sleep(600)
+    return key, RelaxResult(structure, -1.0, -0.5, 1, True, 225, 225, 0.0)
+
+
+def test_watchdog_reports_a_hung_worker_and_carries_on():
+    from symmcd.evaluation.relax import run_relax_jobs
+
+    nacl = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    jobs = [(key, (nacl, False, 10, 0.1, None)) for key in ("a", "hang", "b", "c")]
+    started = time.monotonic()
+    # the watchdog leaves time for spawned workers to import torch on a loaded machine
+    results = dict(run_relax_jobs(jobs, workers=2, watchdog=30.0, function=_sleepy_relaxation))
+    assert set(results) == {"a", "hang", "b", "c"}
+    assert "hung" in results["hang"].error and results["hang"].structure is None
+    assert all(not results[key].error for key in ("a", "b", "c"))
+    assert time.monotonic() - started < 200
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {p for p in found if process_alive(p)}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and POSIX signals")
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
+def test_stopping_an_evaluation_during_relaxation_leaves_no_process(tmp_path, signum):
+    """`symmcd evaluate --relax` stopped by SIGTERM (a scheduler's limit) or SIGINT (Ctrl-C)
+    while its CHGNet workers relax: nothing of it may keep running."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    rows = []
+    for i, a in enumerate((5.4, 5.6, 5.8, 6.0)):
+        crystal = Structure.from_spacegroup(
+            "Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+        )
+        crystal.perturb(0.05)  # something to relax
+        (samples / f"{i}.cif").write_text(crystal.to(fmt="cif"))
+        rows.append({"material_id": f"r{i}", "cif": crystal.to(fmt="cif")})
+    import pandas as pd
+
+    reference = tmp_path / "ref.csv"
+    pd.DataFrame(rows).to_csv(reference, index=False)
+    command = [
+        sys.executable, "-m", "symmcd.cli", "evaluate", str(samples), "--reference",
+        str(reference), "--train", str(reference), "--out", str(tmp_path / "out"),
+        "--relax", "4", "--workers", "2", "--no-coverage",
+    ]  # fmt: skip
+    env = {**os.environ, "SYMMCD_CACHE": str(tmp_path / "cache")}
+    parent = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2:  # wait for the relaxation pool
+        time.sleep(0.5)
+        workers = {
+            p
+            for p in descendants(parent.pid)
+            if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+        }
+        assert parent.poll() is None, "evaluation ended before its relaxations started"
+    assert len(workers) >= 2
+    time.sleep(3)  # relaxing now
+    everything = descendants(parent.pid)
+    parent.send_signal(signum)
+    parent.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while any(process_alive(p) for p in everything) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in everything if process_alive(p)]

@@ -83,3 +83,4 @@ def test_cli_states_the_sampler_defaults():
     from symmcd.sampling import config
 
     assert cli.DEFAULT_REPULSION == config.DEFAULT_REPULSION == SamplingConfig().repulsion
+    assert cli.DEFAULT_CORRECTOR_STEPS == SamplingConfig().corrector_steps

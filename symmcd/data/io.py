@@ -7,6 +7,7 @@ that parsing (the slow part) can run in worker processes; :func:`parse_cif` and
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,15 @@ def check_structure(structure: Structure, name: str = "<structure>") -> Structur
 def read_structure(cif_text: str, name: str = "<cif>") -> Structure:
     """Parse and check one CIF (see :func:`parse_cif`, :func:`check_structure`)."""
     return check_structure(parse_cif(cif_text, name), name)
+
+
+def check_writable_parent(path: Path) -> None:
+    """InputError unless ``path`` can be created: its nearest existing parent must be a folder
+    this process may write in (checked before any work, so a long run cannot fail at its end)."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"out: cannot create {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"out: cannot create {path}: {parent} is not writable")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from symmcd.data.io import check_writable_parent
 from symmcd.errors import InputError
 from symmcd.evaluation import coverage as cov
 from symmcd.evaluation.distributions import (
@@ -28,6 +29,7 @@ from symmcd.evaluation.io import (
     CrystalSet,
     LazyStructures,
     cache_dir,
+    cached_file,
     file_digest,
     load_cif_texts,
     load_reference,
@@ -97,9 +99,10 @@ def coverage_metrics(samples: CrystalSummary, reference: CrystalSummary) -> dict
     return {"cov_recall": recall, "cov_precision": precision}
 
 
-def readable(crystals: CrystalSet) -> np.ndarray:
-    """Mask of the entries whose structure could be parsed."""
-    return np.array([s is not None for s in crystals.structures], dtype=bool)
+def summary_readable(summary: CrystalSummary) -> np.ndarray:
+    """Mask of the crystals that could be parsed, from their descriptors (density is NaN for
+    the others), so a cached set need not be parsed again."""
+    return np.isfinite(np.asarray(summary.density, dtype=float))
 
 
 def reference_formation_energies(
@@ -107,17 +110,28 @@ def reference_formation_energies(
 ) -> np.ndarray:
     """CHGNet formation energies of a seeded subsample of the readable reference crystals
     (cached); like CDVAE, the reference side is not filtered by validity."""
-    rows = seeded_subsample(np.flatnonzero(readable(reference)), WDIST_MAX_SAMPLES, seed)
+    rows = seeded_subsample(np.flatnonzero(summary_readable(summary)), WDIST_MAX_SAMPLES, seed)
     digest = set_digest(reference)
-    name = f"{digest}-all-{seed}-{len(rows)}.npy"
-    path = cache_dir() / "formation_energy" / name if digest else None
-    if path is not None and path.is_file():
-        return np.load(path)
+    relative = Path("formation_energy") / f"{digest}-all-{seed}-{len(rows)}.npy"
+    path = cache_dir() / relative if digest else None
+    found = cached_file(relative) if digest else None
+    if found is not None:
+        return np.load(found)
     energies = predict_formation_energy([reference.structures[i] for i in rows], progress=progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, energies)
     return energies
+
+
+def reference_cached(path: Path, with_fingerprints: bool) -> bool:
+    """Whether the reference file's descriptors (with fingerprints if asked for) are cached or
+    shipped, so that its CIFs need not all be parsed."""
+    if not path.is_file():
+        return False
+    digest = file_digest(path)
+    kinds = (True,) if with_fingerprints else (False, True)
+    return any(cached_file(cache_path(digest, kind).relative_to(cache_dir())) for kind in kinds)
 
 
 def distribution_metrics(
@@ -134,7 +148,7 @@ def distribution_metrics(
     statistics."""
     all_valid = np.flatnonzero(sample_summary.valid)
     rows = seeded_subsample(all_valid, WDIST_MAX_SAMPLES, seed)
-    ref_readable = readable(reference)
+    ref_readable = summary_readable(ref_summary)
     chosen = [samples.structures[i] for i in rows]
     sample_energy = predict_formation_energy(chosen, progress=progress)
     ref_energy = reference_formation_energies(reference, ref_summary, seed, progress)
@@ -240,9 +254,15 @@ def evaluate(
     and leaves COV-R / COV-P out (``None``)."""
     started = time.perf_counter()
     samples_path, reference_path, train_paths = resolve_inputs(samples, reference, train)
-    sample_set = load_samples(samples_path, workers, progress)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"out: {out_dir} exists and is not a directory")
+    check_writable_parent(out_dir)
+    sample_set = load_samples(samples_path, workers, progress)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"out: cannot create {out_dir}: {error.strerror or error}") from None
     (out_dir / "unreadable.txt").write_text("".join(f"{n}\n" for n in sample_set.unreadable))
 
     timings: dict[str, float] = {}
@@ -257,7 +277,9 @@ def evaluate(
         sample_set.structures, set_digest(sample_set), coverage, workers, progress, "samples"
     )
     clock = lap("samples", clock)
-    reference_set = load_reference(reference_path, workers, progress)
+    reference_set = load_reference(
+        reference_path, workers, progress, lazy=reference_cached(reference_path, coverage)
+    )
     ref_summary = summarize(
         reference_set.structures,
         set_digest(reference_set),

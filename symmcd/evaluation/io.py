@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ import pandas as pd
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from symmcd.errors import InputError
+from symmcd.data.io import read_structure
+from symmcd.errors import InputError, StructureError
 from symmcd.evaluation.workers import default_workers, ordered_map
 
 PARALLEL_PARSE_MIN = 64  # fewer CIFs than this are parsed in-process (a pool costs ~0.1 s)
@@ -34,6 +34,19 @@ def cache_dir() -> Path:
     """Where derived data (fingerprints, summaries, energies) is cached: ``$SYMMCD_CACHE`` or
     ``~/.cache/symmcd``."""
     return Path(os.environ.get("SYMMCD_CACHE", Path.home() / ".cache" / "symmcd"))
+
+
+SHIPPED_CACHE = Path(__file__).resolve().parent / "data" / "cache"
+
+
+def cached_file(relative: str | Path) -> Path | None:
+    """A derived file by its path inside the cache: the user's cached copy, else the copy
+    shipped with the package for the default MP-20 files (``data/cache/``, made by
+    ``python -m symmcd.evaluation.build_data --cache``), else None."""
+    for root in (cache_dir(), SHIPPED_CACHE):
+        if (root / relative).is_file():
+            return root / relative
+    return None
 
 
 @dataclass
@@ -66,16 +79,12 @@ def file_digest(paths: Path | list[Path]) -> str:
 
 
 def parse_cif(text: str) -> Structure | None:
-    """Parse one CIF string; ``None`` when pymatgen cannot make an ordered structure of it."""
+    """Parse one CIF string as ``symmcd.data.io.read_structure`` does; ``None`` (unreadable:
+    invalid in every metric) for a broken CIF, no atoms, disorder or an unknown element."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            structure = Structure.from_str(text, fmt="cif")
-    except Exception:  # noqa: BLE001 - any parse failure means "unreadable"
+        return read_structure(text)
+    except StructureError:
         return None
-    if len(structure) == 0 or not structure.is_ordered:
-        return None
-    return structure
 
 
 def read_cif_file(path: Path) -> Structure | None:
@@ -105,8 +114,11 @@ def parse_cifs(
     return list(tqdm(parsed, total=len(texts), desc=label, disable=not progress, unit="CIF"))
 
 
-def read_csv_of_cifs(path: Path, workers: int | None = None, progress: bool = False) -> CrystalSet:
-    """Read a CDVAE-layout CSV (column ``cif``; optional ``material_id``, formation energy)."""
+def read_csv_of_cifs(
+    path: Path, workers: int | None = None, progress: bool = False, lazy: bool = False
+) -> CrystalSet:
+    """Read a CDVAE-layout CSV (column ``cif``; optional ``material_id``, formation energy);
+    ``lazy`` parses each CIF only when its structure is first asked for."""
     if not path.is_file():
         raise InputError(f"reference/sample file not found: {path}")
     try:
@@ -126,7 +138,10 @@ def read_csv_of_cifs(path: Path, workers: int | None = None, progress: bool = Fa
     if "formation_energy_per_atom" in frame.columns:
         energies = frame["formation_energy_per_atom"].to_numpy(dtype=float)
     texts = [str(text) for text in frame["cif"]]
-    structures = parse_cifs(texts, workers, progress, f"read {path.name}")
+    if lazy:
+        structures = LazyStructures(texts)
+    else:
+        structures = parse_cifs(texts, workers, progress, f"read {path.name}")
     requested = [None] * len(frame)
     return CrystalSet(names, structures, requested, energies, path)
 
@@ -184,11 +199,17 @@ def load_samples(path: Path, workers: int | None = None, progress: bool = False)
     raise InputError(f"samples not found or not a folder/CSV/CIF: {path}")
 
 
-def load_reference(path: Path, workers: int | None = None, progress: bool = False) -> CrystalSet:
-    """Read a reference set (CSV of CIFs or a sample folder); raise ``InputError`` when missing."""
+def load_reference(
+    path: Path, workers: int | None = None, progress: bool = False, lazy: bool = False
+) -> CrystalSet:
+    """Read a reference set (CSV of CIFs or a sample folder); raise ``InputError`` when missing.
+    ``lazy`` (CSV only) defers parsing: when its descriptors are cached, few structures are
+    ever needed."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"reference file not found: {path}")
+    if lazy and path.is_file() and path.name.endswith((".csv", ".csv.gz")):
+        return read_csv_of_cifs(path, workers, progress, lazy=True)
     return load_samples(path, workers, progress)
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import multiprocessing
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ DEFAULT_STEPS = 500
 DEFAULT_FMAX = 0.1
 MAX_VOLUME_CHANGE = 4.0  # a cell that grows or shrinks more than this has blown up: stop
 DEFAULT_TIME_LIMIT = 600.0  # seconds per crystal; a typical MP-20-sized one takes ~12 s
+# a pool that gives no result for this long (x the time limit, + seconds) has a hung worker
+WATCHDOG_FACTOR = 1.5
+WATCHDOG_GRACE = 120.0
 
 
 class CellBlewUp(RuntimeError):
@@ -201,14 +205,11 @@ def relax_many(
         for key, i in missing_keys(keys, stored).items()
     ]
     workers = min(workers or default_workers(), max(len(jobs), 1))
+    watchdog = None if time_limit is None else WATCHDOG_FACTOR * time_limit + WATCHDOG_GRACE
+    computed = run_relax_jobs(jobs, workers, watchdog)
     fresh: dict[str, RelaxResult] = {}
     bar = tqdm(total=len(structures), desc=label, disable=not progress, unit="crystal")
-    with bar, contextlib.ExitStack() as stack:
-        if workers <= 1:
-            computed = map(_keyed_relax_job, jobs)
-        else:  # as they finish, so a slow crystal holds back no finished result from the store
-            pool = stack.enter_context(worker_pool(workers, "spawn", initializer=_one_thread))
-            computed = pool.imap_unordered(_keyed_relax_job, jobs)
+    with bar, contextlib.closing(computed):
         for key in keys:
             if key in stored:
                 result = _from_stored(stored[key])
@@ -221,6 +222,47 @@ def relax_many(
                 result = fresh[key]
             yield result
             bar.update()
+
+
+def run_relax_jobs(
+    jobs: list[tuple[str, tuple]],
+    workers: int,
+    watchdog: float | None,
+    function: Callable[[tuple[str, tuple]], tuple[str, RelaxResult]] | None = None,
+) -> Iterator[tuple[str, RelaxResult]]:
+    """(key, result) of every job as they finish: in this process for one worker, else over a
+    spawned pool watched by a watchdog.
+
+    The per-crystal time limit is checked between optimiser steps, so a worker stuck inside
+    one CHGNet call would hold the run forever. When no result arrives for ``watchdog`` seconds,
+    the jobs that were running (the first ``workers`` unfinished ones: tasks are handed out in
+    order) are reported as timed out (``RelaxationTimedOut``, so not stored and retried by a
+    later run), the pool is terminated and a fresh one takes the rest. ``function`` (default:
+    relax with CHGNet) maps a keyed job to its keyed result."""
+    function = function or _keyed_relax_job
+    if workers <= 1:
+        yield from map(function, jobs)
+        return
+    remaining = list(jobs)
+    while remaining:
+        with worker_pool(workers, "spawn", initializer=_one_thread) as pool:
+            results = pool.imap_unordered(function, remaining)
+            try:
+                while remaining:
+                    key, result = results.next(timeout=watchdog)
+                    remaining = [job for job in remaining if job[0] != key]
+                    yield key, result
+            except multiprocessing.TimeoutError:
+                stuck, remaining = remaining[:workers], remaining[workers:]
+                for key, (structure, *_rest) in stuck:
+                    yield key, _hung_result(structure, watchdog)
+
+
+def _hung_result(structure: Structure, watchdog: float | None) -> RelaxResult:
+    message = f"{RelaxationTimedOut.__name__}: worker gave no result in {watchdog:.0f} s (hung)"
+    nan = float("nan")
+    before, _ = spacegroup_and_template(structure)
+    return RelaxResult(None, nan, nan, 0, False, before, None, float(watchdog or 0), message)
 
 
 def result_record(name: str, result: RelaxResult, keep_symmetry: bool) -> dict:

@@ -25,7 +25,7 @@ from symmcd.evaluation.coverage import (
     composition_fingerprint,
     structure_fingerprint,
 )
-from symmcd.evaluation.io import cache_dir
+from symmcd.evaluation.io import cache_dir, cached_file
 from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import (
     field_spacegroup,
@@ -154,9 +154,12 @@ def cache_path(digest: str, with_fingerprints: bool) -> Path:
 
 
 def load_cached(path: Path) -> CrystalSummary | None:
-    """The cached summary at ``path``, or ``None`` when absent or unreadable."""
-    if not path.is_file():
+    """The cached summary at ``path`` (or its shipped copy, ``io.cached_file``), or ``None``
+    when absent or unreadable."""
+    found = cached_file(path.relative_to(cache_dir()))
+    if found is None:
         return None
+    path = found
     try:
         with np.load(path, allow_pickle=False) as data:
             return CrystalSummary(**{spec.name: data[spec.name] for spec in fields(CrystalSummary)})

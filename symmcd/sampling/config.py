@@ -22,6 +22,9 @@ MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms furthe
 MAX_REPULSION = 3.0  # Angstrom
 # Angstrom: one-draw structural validity of the shipped model 85.1 % -> 96.9 % (docs/results.md)
 DEFAULT_REPULSION = 1.0
+# predictor only: with the repulsion, one corrector move per step bought nothing measurable
+# (96.90 vs 96.40 % one-draw struct. valid, 2,000 crystals) at twice the network calls
+DEFAULT_CORRECTOR_STEPS = 0
 ELEMENT_TEMPERATURE_RANGE = (0.05, 10.0)  # logits divided by this; 1 = as trained
 
 
@@ -56,7 +59,7 @@ class SamplingConfig:
     seed: int = 0
     precision: str = "auto"
     max_attempts: int = 10
-    corrector_steps: int = 1
+    corrector_steps: int = DEFAULT_CORRECTOR_STEPS
     min_distance: float = COLLAPSE_DISTANCE
     element_temperature: float = 1.0
     charge_balanced: bool = False

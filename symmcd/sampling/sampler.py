@@ -97,13 +97,27 @@ def sample(
     metadata ``attempts`` counts the draws); ``max_attempts=1`` keeps and flags every first
     draw, the published protocol.
     """
-    n = checked_int("n", n, 1)
+    n = checked_count(n)
     config = SamplingConfig.from_options(config, **options)
     counts = conditions.parse_formula(config.formula) if config.formula is not None else None
     run = _Run(config, checkpoint)
     element_allowed = allowed_elements(run.statistics, config.elements, counts)
     plans = make_plans(n, run.statistics, run.groups, counts, config.seed)
     return run.denoise(plans, [counts] * n, element_allowed, progress)
+
+
+MAX_CRYSTALS_PER_RUN = 200_000  # every crystal is held in memory (~20 kB each) until written
+
+
+def checked_count(n) -> int:
+    """The number of crystals of one run: a positive integer up to MAX_CRYSTALS_PER_RUN."""
+    n = checked_int("n", n, 1)
+    if n > MAX_CRYSTALS_PER_RUN:
+        raise InputError(
+            f"n: {n:,} crystals in one run would not fit in memory; run at most "
+            f"{MAX_CRYSTALS_PER_RUN:,} per call, with a different seed for each"
+        )
+    return n
 
 
 def sample_formulas(
@@ -118,6 +132,7 @@ def sample_formulas(
     call run far faster than one call each); settings as in :func:`sample`, whose ``formula``
     and ``elements`` must be unset. Keys are the formulas as given."""
     n = checked_int("n", n, 1)
+    checked_count(n * max(len(formulas), 1))
     config = SamplingConfig.from_options(config, **options)
     if config.formula is not None or config.elements is not None:
         raise InputError("sample_formulas: give the formulas as its argument, not in config")
@@ -283,6 +298,7 @@ def sample_to_dir(
 
     ``threads`` sets torch's CPU threads for the run (default: torch's, one per core); on cores
     other jobs keep busy, fewer threads than cores is faster (bench/sampling_speed.py)."""
+    checked_count(n)
     config = SamplingConfig.from_options(config, **options)
     out = writers.check_out_dir(out_dir, overwrite)
     chosen_formats = writers.parse_formats(formats)

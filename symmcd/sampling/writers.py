@@ -18,6 +18,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 
+from symmcd.data.io import check_writable_parent
 from symmcd.errors import InputError
 
 FORMATS = ("cif", "extxyz")
@@ -66,14 +67,18 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
         raise InputError(f"out: {path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise InputError(f"out: {path} is not empty (pass overwrite=True / --overwrite)")
+    check_writable_parent(path)
     return path
 
 
 @contextlib.contextmanager
 def staged_dir(out_dir: Path) -> Iterator[Path]:
     """A temporary folder next to out_dir that replaces it on success and vanishes on error."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as error:
+        raise InputError(f"out: cannot create {out_dir}: {error.strerror or error}") from None
     try:
         yield staging
     except BaseException:

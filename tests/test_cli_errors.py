@@ -1,0 +1,75 @@
+"""Bad input the README promises a one-line error for: each gives exit status 2 and a single
+line naming the problem, before any long work starts."""
+
+import time
+
+import pytest
+
+from symmcd.cli import main
+from symmcd.evaluation.io import parse_cif
+
+UNKNOWN_ELEMENT_CIF = """data_x
+_cell_length_a 4
+_cell_length_b 4
+_cell_length_c 4
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Xx1 Xx 0 0 0
+Na1 Na 0.5 0.5 0.5
+"""
+
+
+def one_line_error(capsys, argv: list[str], expected: str) -> None:
+    started = time.perf_counter()
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert expected in lines[0]
+    assert time.perf_counter() - started < 60  # refused up front, not after the work
+
+
+def test_unknown_element_in_a_sample_is_unreadable_not_a_crash():
+    assert parse_cif(UNKNOWN_ELEMENT_CIF) is None
+    assert parse_cif(UNKNOWN_ELEMENT_CIF.replace("Xx", "Cl")) is not None
+
+
+def test_evaluate_out_naming_a_file(tmp_path, capsys):
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "x.cif").write_text(UNKNOWN_ELEMENT_CIF)
+    (tmp_path / "taken").write_text("")
+    argv = ["evaluate", str(tmp_path / "samples"), "--out", str(tmp_path / "taken")]
+    one_line_error(capsys, argv, "is not a directory")
+    argv[-1] = str(tmp_path / "taken" / "below")
+    one_line_error(capsys, argv, "is not a directory")
+
+
+def test_sample_out_that_cannot_be_created(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    argv = ["sample", "--n", "2", "--steps", "2", "--out", str(tmp_path / "file" / "out")]
+    one_line_error(capsys, argv, "cannot create")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["sample", "--n", "20000000", "--out", "OUT"], "would not fit in memory"),
+        (["sample", "--n", "2", "--spacegroups", "Fm3x", "--out", "OUT"], "space-group symbol"),
+        (["sample", "--n", "2", "--spacegroups", "231", "--out", "OUT"], "231"),
+        (["sample", "--n", "2", "--elements", "Li,Qq", "--out", "OUT"], "Qq"),
+        (["sample", "--n", "2", "--formula", "Li2Xx", "--out", "OUT"], "Xx"),
+        (["sample", "--n", "2", "--repulsion", "9", "--out", "OUT"], "repulsion"),
+        (["sample", "--n", "2", "--checkpoint", "missing.pt", "--out", "OUT"], "not found"),
+    ],
+)
+def test_bad_sampling_options(tmp_path, capsys, argv, expected):
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    one_line_error(capsys, argv, expected)
+    assert not (tmp_path / "out").exists()
