@@ -7,6 +7,7 @@ that parsing (the slow part) can run in worker processes; :func:`parse_cif` and
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterator
@@ -17,10 +18,11 @@ from pymatgen.core import Structure
 from pymatgen.io.cif import CifParser
 
 from symmcd.errors import InputError, StructureError
+from symmcd.symmetry.encoding import NUM_ELEMENTS
 
 CIF_COLUMN = "cif"
 ID_COLUMN = "material_id"
-MAX_ATOMIC_NUMBER = 100
+MAX_ATOMIC_NUMBER = NUM_ELEMENTS  # elements are indexed Z - 1 in 0..99
 
 Record = tuple[str, str]
 
@@ -122,3 +124,16 @@ def check_writable_parent(path: Path) -> None:
         raise InputError(f"out: cannot create {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"out: cannot create {path}: {parent} is not writable")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file; ``InputError`` naming the first bad line."""
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: line {number} is not valid JSON") from None
+    return records

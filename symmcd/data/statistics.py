@@ -147,15 +147,6 @@ class DatasetStatistics:
             row = self.num_orbits_counts.sum(axis=0).astype(np.float64)
         return _normalise(row)
 
-    def num_atoms_distribution(self, spacegroup: int) -> np.ndarray:
-        """(max_atoms + 1,) distribution of conventional-cell atoms (full-cell baseline)."""
-        if not isinstance(spacegroup, int | np.integer) or not 1 <= spacegroup <= 230:
-            raise InputError(f"space group must be an integer in 1..230, got {spacegroup!r}")
-        row = self.num_atoms_counts[spacegroup - 1].astype(np.float64)
-        if row.sum() == 0:
-            row = self.num_atoms_counts.sum(axis=0).astype(np.float64)
-        return _normalise(row)
-
 
 def compute_statistics(records: Sequence[CrystalRecord]) -> DatasetStatistics:
     """Count space groups, orbits, atoms, elements and site symmetries; k mean/std.

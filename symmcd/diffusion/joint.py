@@ -24,14 +24,12 @@ from symmcd.diffusion.discrete import MarginalD3PM, normalise_marginals
 from symmcd.diffusion.lattice import LatticeDDPM
 from symmcd.diffusion.schedules import as_steps, check_num_steps
 from symmcd.errors import ConfigError, InputError
+from symmcd.symmetry.encoding import NUM_DIRECTIONS, NUM_ELEMENTS, NUM_SITE_CLASSES
 
 if TYPE_CHECKING:
     from symmcd.data.batch import CrystalBatch
     from symmcd.model.denoiser import DenoiserOutput
 
-NUM_ELEMENTS = 100
-NUM_DIRECTIONS = 15
-NUM_SITE_CLASSES = 13
 K0_CLIP = 6.0  # bound on the predicted clean normalised k during sampling, in standard deviations
 
 

@@ -3,6 +3,7 @@
     python -m symmcd.evaluation.build_data \
         ../shared/data/mp_elemental_refs/2023-02-07-mp-elemental-reference-entries.json.gz \
         --mpts52 ../shared/data/mpts_52/val.csv.gz ../shared/data/mpts_52/test.csv.gz
+    python -m symmcd.evaluation.build_data --cache   # after one `symmcd evaluate` run
 
 * ``elemental_refs.json``: energy per atom (eV, MP2020-corrected) of the lowest-energy Materials
   Project entry of each element (Matbench Discovery's reference entries, 2023-02-07);
@@ -11,6 +12,11 @@
   MPTS-52 val + test entries not already in MP-20): the formation energy minus the energy above
   hull, i.e. the MP convex hull at that composition. Columns ``material_id, formula,
   e_form_hull, e_above_hull, dataset`` (``mp20`` or ``mpts52``).
+* ``cache/``: copies of what ``symmcd evaluate`` derives from the shipped MP-20 files (the test
+  split's descriptors with fingerprints, the training files' descriptors, CHGNet formation
+  energies of the test split's seeded 1,000-crystal subsample), so that a fresh install does not
+  spend its first evaluation fingerprinting 9,046 reference crystals. Keyed by the files'
+  sha256, so they are used only for exactly these files.
 """
 
 from __future__ import annotations
@@ -76,11 +82,46 @@ def _cif_formula(cif: str) -> str:
     return match.group(1).strip()
 
 
+def ship_cache() -> list[Path]:
+    """Copy the cached derivations of the default reference and training files into the
+    package (``io.SHIPPED_CACHE``); an InputError names any that is not cached yet."""
+    import shutil
+
+    from symmcd.errors import InputError
+    from symmcd.evaluation.evaluate import WDIST_MAX_SAMPLES
+    from symmcd.evaluation.io import SHIPPED_CACHE, cache_dir, file_digest
+    from symmcd.evaluation.summary import cache_path
+
+    reference = file_digest(DEFAULT_REFERENCE)
+    wanted = [cache_path(reference, True)]
+    wanted += [cache_path(file_digest(path), False) for path in DEFAULT_TRAIN]
+    wanted.append(cache_dir() / "formation_energy" / f"{reference}-all-0-{WDIST_MAX_SAMPLES}.npy")
+    missing = [str(path) for path in wanted if not path.is_file()]
+    if missing:
+        raise InputError("not cached yet (run `symmcd evaluate` once): " + ", ".join(missing))
+    if SHIPPED_CACHE.exists():
+        shutil.rmtree(SHIPPED_CACHE)
+    copied = []
+    for path in wanted:
+        target = SHIPPED_CACHE / path.relative_to(cache_dir())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied.append(target)
+    return copied
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("elemental_entries", type=Path)
+    parser.add_argument("elemental_entries", type=Path, nargs="?")
     parser.add_argument("--mpts52", type=Path, nargs="*", default=[], help="MPTS-52 CSVs")
+    parser.add_argument("--cache", action="store_true", help="ship the evaluation caches")
     args = parser.parse_args()
+    if args.cache:
+        for path in ship_cache():
+            print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
+    if args.elemental_entries is None:
+        parser.error("give the elemental reference entries file (or --cache)")
     DATA_DIR.mkdir(exist_ok=True)
     refs = elemental_reference_energies(args.elemental_entries)
     (DATA_DIR / "elemental_refs.json").write_text(json.dumps(refs, indent=1) + "\n")

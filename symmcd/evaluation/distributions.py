@@ -14,7 +14,8 @@ from pymatgen.core import Structure
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-NUM_SPACEGROUPS = 230
+from symmcd.symmetry.tables import NUM_SPACE_GROUPS as NUM_SPACEGROUPS
+
 JSD_BASE: float | None = None  # scipy's default: natural logarithm (the field's choice)
 
 

@@ -8,7 +8,6 @@ stays in the set as ``None`` so that it counts as invalid instead of vanishing f
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pandas as pd
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from symmcd.data.io import read_structure
+from symmcd.data.io import read_jsonl, read_structure
 from symmcd.errors import InputError, StructureError
 from symmcd.evaluation.workers import default_workers, ordered_map
 
@@ -146,19 +145,6 @@ def read_csv_of_cifs(
     return CrystalSet(names, structures, requested, energies, path)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSON-lines file; ``InputError`` naming the first bad line."""
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise InputError(f"{path}: line {number} is not valid JSON") from None
-    return records
-
-
 def read_sample_folder(
     folder: Path, workers: int | None = None, progress: bool = False
 ) -> CrystalSet:
@@ -211,17 +197,6 @@ def load_reference(
     if lazy and path.is_file() and path.name.endswith((".csv", ".csv.gz")):
         return read_csv_of_cifs(path, workers, progress, lazy=True)
     return load_samples(path, workers, progress)
-
-
-def load_many(paths: list[Path]) -> CrystalSet:
-    """Concatenate several CSV/folder sets (e.g. train + val as the training set)."""
-    parts = [load_reference(Path(p)) for p in paths]
-    if not parts:
-        raise InputError("no training files given")
-    names = [n for part in parts for n in part.names]
-    structures = [s for part in parts for s in part.structures]
-    requested = [r for part in parts for r in part.requested_spacegroups]
-    return CrystalSet(names, structures, requested, None, Path(paths[0]))
 
 
 def load_cif_texts(paths: list[Path]) -> list[str]:

@@ -8,12 +8,11 @@ applied to samples and training data, so templates are comparable between the tw
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 
-import numpy as np
-import spglib
 from pymatgen.core import Structure
+
+from symmcd.symmetry.detect import symmetry_dataset
 
 SYMPREC = 0.1
 # pymatgen's SpacegroupAnalyzer defaults, with which the field's code detects the space groups
@@ -21,24 +20,6 @@ SYMPREC = 0.1
 FIELD_SYMPREC = 0.01
 FIELD_ANGLE_TOLERANCE = 5.0
 Template = tuple[int, tuple[str, ...]]
-
-
-def symmetry_dataset(structure: Structure, symprec: float = SYMPREC, angle_tolerance: float = -1.0):
-    """spglib's symmetry dataset of a structure, or ``None`` when the search fails
-    (``angle_tolerance`` in degrees; spglib's default -1 lets it choose)."""
-    cell = (
-        structure.lattice.matrix,
-        structure.frac_coords,
-        np.array([site.specie.Z for site in structure]),
-    )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return spglib.get_symmetry_dataset(
-                cell, symprec=symprec, angle_tolerance=angle_tolerance
-            )
-    except Exception:  # noqa: BLE001 - spglib raises on degenerate cells
-        return None
 
 
 def spacegroup_and_template(

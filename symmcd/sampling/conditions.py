@@ -17,10 +17,10 @@ import numpy as np
 from pymatgen.core import Composition, Element
 
 from symmcd.errors import InputError
+from symmcd.symmetry.encoding import NUM_ELEMENTS
+from symmcd.symmetry.tables import NUM_SPACE_GROUPS as NUM_SPACEGROUPS
 from symmcd.symmetry.tables import spacegroup_number
 
-NUM_ELEMENTS = 100
-NUM_SPACEGROUPS = 230
 MAX_TEMPLATES_PER_GROUP = 1000
 MAX_SEARCH_STEPS = 200_000  # partial templates visited per group and z
 

@@ -177,7 +177,7 @@ def denoise_batch(
     k = diffusion.final_k(state)
     if not bool(torch.isfinite(k).all() & torch.isfinite(state.frac_coords).all()):
         raise SymmetryError("sampling produced non-finite lattice or coordinates: broken model?")
-    site_symmetry = final_site_symmetry(state.site_symmetry, output)
+    site_symmetry = final_site_symmetry(output)
     units = AsymmetricUnits(
         spacegroup=state.spacegroup.cpu().numpy().astype(np.int64),
         num_nodes=state.num_nodes.cpu().numpy().astype(np.int64),
@@ -190,13 +190,8 @@ def denoise_batch(
     return units, None if wyckoff_index is None else wyckoff_index.numpy()
 
 
-def final_site_symmetry(classes: torch.Tensor, output) -> np.ndarray:
-    """(N, 15, 13) site-symmetry distributions for the projection.
-
-    The network's last prediction of the clean classes (softmax of its logits) when it has one;
-    the sampled classes as one-hot otherwise (full-cell model).
-    """
-    logits = getattr(output, "site_symmetry_logits", None)
-    if logits is None:
-        return np.eye(13)[classes.cpu().numpy()]
-    return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+def final_site_symmetry(output) -> np.ndarray:
+    """(N, 15, 13) site-symmetry distributions for the projection: the network's last
+    prediction of the clean classes (softmax of its logits; only asymmetric-unit models, which
+    predict them, can sample)."""
+    return torch.softmax(output.site_symmetry_logits.double(), dim=-1).cpu().numpy()

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import spglib
 from pymatgen.core import Element, Lattice, Structure
 
 from symmcd.sampling.writers import Orbit, SampledCrystal
 from symmcd.symmetry import tables, wyckoff
+from symmcd.symmetry.detect import symmetry_dataset
 from symmcd.symmetry.lattice import apply_k_constraints_batch, k_to_lattices
 
 COLLAPSE_DISTANCE = 0.5  # Angstrom; closer atoms mean two orbits collapsed onto each other
@@ -218,11 +218,7 @@ def symmetry_holds(structure: Structure, spacegroup: int, multiplicities: np.nda
     """Whether spglib (symprec 0.1) finds exactly `spacegroup`, with one orbit per sampled orbit
     of the same multiplicity. False for accidental supergroups, e.g. a chain of atoms on 2a and
     2b of P6_3/mmc that is really P6/mmm with half the cell."""
-    cell = (structure.lattice.matrix, structure.frac_coords, structure.atomic_numbers)
-    try:
-        dataset = spglib.get_symmetry_dataset(cell, symprec=SYMMETRY_CHECK_SYMPREC)
-    except Exception:  # spglib raises on degenerate cells (overlapping atoms)
-        return False
+    dataset = symmetry_dataset(structure, symprec=SYMMETRY_CHECK_SYMPREC)
     if dataset is None or int(dataset.number) != spacegroup:
         return False
     orbit_sizes = np.unique(dataset.equivalent_atoms, return_counts=True)[1]

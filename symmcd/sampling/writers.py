@@ -18,7 +18,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 
-from symmcd.data.io import check_writable_parent
+from symmcd.data.io import check_writable_parent, read_jsonl
 from symmcd.errors import InputError
 
 FORMATS = ("cif", "extxyz")
@@ -206,5 +206,4 @@ def read_records(out_dir: str | Path) -> list[dict]:
     path = Path(out_dir) / JSONL_NAME
     if not path.is_file():
         raise InputError(f"samples: {path} does not exist")
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return read_jsonl(path)

@@ -6,15 +6,14 @@ and a Wyckoff position with symmcd's own tables, so that representatives lie exa
 component of their position and ``to_structure`` rebuilds the cell by exact replication.
 """
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import spglib
 from pymatgen.core import Element, Lattice, Structure
 
 from symmcd.errors import InputError, StructureError, SymmetryError
 from symmcd.symmetry import tables as T
+from symmcd.symmetry.detect import symmetry_dataset
 from symmcd.symmetry.encoding import NUM_ELEMENTS
 from symmcd.symmetry.lattice import apply_k_constraints, k_mask, k_to_lattice, lattice_to_k
 from symmcd.symmetry.wyckoff import nearest_point_on_position, replicate, wrap01
@@ -151,7 +150,7 @@ class AsymmetricUnit:
         for _ in range(MAX_IDEALISATION_PASSES):
             rebuilt = unit.to_structure()
             cell = (rebuilt.lattice.matrix, rebuilt.frac_coords, rebuilt.atomic_numbers)
-            found = _symmetry_dataset(cell, symprec, angle_tolerance)
+            found = symmetry_dataset(cell, symprec, angle_tolerance)
             if found is None or int(found.number) == unit.spacegroup:
                 break
             unit = cls._from_structure_once(rebuilt, symprec, angle_tolerance)
@@ -164,12 +163,12 @@ class AsymmetricUnit:
         """One pass of spglib's analysis: the group it finds, cell and orbits idealised in it."""
         numbers = _atomic_numbers(structure)
         cell = (structure.lattice.matrix, structure.frac_coords, numbers)
-        found = _symmetry_dataset(cell, symprec, angle_tolerance)
+        found = symmetry_dataset(cell, symprec, angle_tolerance)
         if found is None:
             raise SymmetryError(f"spglib found no symmetry for {structure.formula}")
         number = int(found.number)
         hall_number = int(T.SG_HALL_NUMBER[number - 1])
-        dataset = _symmetry_dataset(cell, symprec, angle_tolerance, hall_number)
+        dataset = symmetry_dataset(cell, symprec, angle_tolerance, hall_number)
         if dataset is None or int(dataset.number) != number:
             raise SymmetryError(f"spglib gave no standard setting of group {number}")
         lattice = np.asarray(dataset.std_lattice, dtype=float)
@@ -183,18 +182,6 @@ class AsymmetricUnit:
         global_index, coords, orbit_species = orbits
         letters = tuple(str(T.WP_LETTER[g]) for g in global_index)
         return cls(number, fixed, tuple(orbit_species), coords, letters)
-
-
-def _symmetry_dataset(cell, symprec: float, angle_tolerance: float, hall_number: int = 0):
-    """spglib's dataset, or None where spglib fails (old or new spglib error handling)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return spglib.get_symmetry_dataset(
-                cell, symprec=symprec, angle_tolerance=angle_tolerance, hall_number=hall_number
-            )
-    except spglib.error.SpglibError:
-        return None
 
 
 def _check_element(symbol: str) -> None:

@@ -115,11 +115,3 @@ def lattice_to_k(matrix: np.ndarray) -> np.ndarray:
 def k_to_lattice(k: np.ndarray) -> np.ndarray:
     """(3, 3) lattice matrix of one k-vector (6,)."""
     return k_to_lattices(np.asarray(k, dtype=float)[None])[0]
-
-
-def lengths_and_angles(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b, c) and (alpha, beta, gamma) in degrees of a lattice matrix (3, 3)."""
-    metric = matrix @ matrix.T
-    lengths = np.sqrt(np.diag(metric))
-    cosines = [metric[1, 2], metric[0, 2], metric[0, 1]] / lengths[[1, 0, 0]] / lengths[[2, 2, 1]]
-    return lengths, np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
