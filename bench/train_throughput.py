@@ -38,7 +38,7 @@ SAMPLE_TRAIN, SAMPLE_VAL = 2048, 64
 
 def prepared_data_dir(requested: Path | None) -> Path:
     """A prepared folder: the one given, the default MP-20 cache, or a 2,048-crystal sample."""
-    from symmcd.training.train import DEFAULT_DATA_DIR
+    from symmcd.data.prepare import DEFAULT_DATA_DIR
 
     for candidate in (requested, DEFAULT_DATA_DIR):
         if candidate is not None and (candidate / "train.npz").is_file():

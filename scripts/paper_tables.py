@@ -58,7 +58,7 @@ def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
         conditions = summary["conditions"]
         same = (
             summary["n"] == args.n
-            and conditions["spacegroups"] == spacegroups
+            and (conditions["spacegroups"] or []) == spacegroups
             and conditions["seed"] == args.seed
             and conditions["max_attempts"] == args.max_attempts
             and conditions.get("repulsion", 0.0) == args.repulsion

@@ -154,6 +154,46 @@ def _cmd_relax(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _cmd_property_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from symmcd.data.prepare import resolve_data_dir
+    from symmcd.property.train import PropertyConfig, train_from_prepared
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = PropertyConfig(
+        target=args.target,
+        representation=args.representation,
+        symmetry=not args.no_symmetry,
+        hidden_dim=args.hidden_dim,
+        num_layers=args.layers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    data_dir = resolve_data_dir(Path(args.data) if args.data else None)
+    metrics = train_from_prepared(config, data_dir, Path(args.out), resume=args.resume)
+    test = metrics.get("test_mae")
+    print(
+        f"best epoch {metrics['best_epoch']}: val MAE {metrics['best_val_mae']:.4f}"
+        + (f", test MAE {test:.4f} over {metrics['test_labels']} crystals" if test else "")
+        + f" ({metrics['train_labels']} labelled training crystals); {args.out}/model.pt"
+    )
+
+
+def _cmd_property_predict(args: argparse.Namespace) -> None:
+    from symmcd.data.io import check_writable_parent
+    from symmcd.property.predict import predict_cifs
+
+    out = Path(args.out)
+    check_writable_parent(out)
+    frame = predict_cifs(Path(args.model), Path(args.input))
+    frame.to_csv(out, index=False)
+    print(f"wrote {len(frame)} rows to {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symmcd",
@@ -312,6 +352,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("property", help="predict a property (e.g. formation energy) from a crystal")
+    psub = p.add_subparsers(dest="property_command", required=True, metavar="ACTION")
+    q = psub.add_parser("train", help="fit a regressor on a prepared folder's labelled crystals")
+    q.add_argument("--out", required=True, help="run folder (model.pt, last.pt, metrics.json)")
+    q.add_argument("--data", help="prepared data folder (default: shipped MP-20, prepared once)")
+    q.add_argument("--target", default="formation_energy_per_atom", help="CSV column to fit")
+    q.add_argument(
+        "--representation", default="asymmetric_unit", choices=["asymmetric_unit", "full_cell"]
+    )
+    q.add_argument(
+        "--no-symmetry", action="store_true", help="hide the site symmetries and the space group"
+    )
+    q.add_argument("--epochs", type=int, default=40)
+    q.add_argument("--hidden-dim", type=int, default=128)
+    q.add_argument("--layers", type=int, default=3)
+    q.add_argument("--batch-size", type=int, default=64)
+    q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    q.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    q.set_defaults(func=_cmd_property_train)
+    q = psub.add_parser("predict", help="predictions for a CSV of CIFs or a folder of CIF files")
+    q.add_argument("input", help="CSV with a cif column, or a folder of .cif files")
+    q.add_argument("--model", required=True, help="model.pt of a `symmcd property train` run")
+    q.add_argument("--out", required=True, help="CSV to write (id, prediction; skipped rows)")
+    q.set_defaults(func=_cmd_property_predict)
 
     p = sub.add_parser("relax", help="relax CIFs with CHGNet")
     p.add_argument("cif_dir")

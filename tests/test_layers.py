@@ -11,12 +11,12 @@ LAYERS = [
     {"symmetry", "chemistry"},
     {"data", "diffusion", "model"},
     {"config", "checkpoint"},
-    {"training", "sampling", "evaluation"},
+    {"training", "sampling", "evaluation", "property"},
     {"csp"},
     {"cli"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
-SIBLINGS_APART = {"training", "sampling", "evaluation"}
+SIBLINGS_APART = {"training", "sampling", "evaluation", "property"}
 
 
 def part(module: str) -> str:

@@ -248,9 +248,10 @@ class AsymmetricUnitDataset(Dataset):
         return len(self.cache)
 
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} crystals")
-        index = index % len(self)
+        size = len(self.cache)  # not len(self): subclasses may show a subset
+        if not -size <= index < size:
+            raise IndexError(f"index {index} out of range for {size} crystals")
+        index = index % size
         start, stop = int(self._offset[index]), int(self._offset[index + 1])
         item = {name: values[start:stop] for name, values in self._nodes.items()}
         item["spacegroup"] = self._spacegroup[index]

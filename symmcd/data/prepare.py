@@ -299,6 +299,22 @@ def load_statistics(path: Path | str) -> DatasetStatistics:
     return DatasetStatistics.from_dict(data)
 
 
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "symmcd" / "mp20"
+
+
+def resolve_data_dir(data_dir: Path | None, prepare_default: bool = True) -> Path:
+    """``data_dir`` if it is a folder; without one, the shipped MP-20 prepared once into
+    ``DEFAULT_DATA_DIR`` (``prepare_default=False``: only its path, for launched copies)."""
+    if data_dir is not None:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise InputError(f"data folder not found: {data_dir}")
+        return data_dir
+    if prepare_default and not (DEFAULT_DATA_DIR / STATISTICS_FILE).is_file():
+        prepare_mp20(DEFAULT_DATA_DIR)
+    return DEFAULT_DATA_DIR
+
+
 def mp20_sources() -> dict[str, list[Path]]:
     """The MP-20 splits shipped with the package (see ``symmcd/data/mp20/README.md``)."""
     folder = Path(str(resources.files("symmcd.data") / "mp20"))

@@ -134,6 +134,8 @@ class MessagePassingLayer(nn.Module):
 class Denoiser(nn.Module):
     """Predicts the clean crystal (or its noise) from a noisy asymmetric unit (or full cell)."""
 
+    HEADS = ("coord_head", "element_head", "lattice_head", "site_symmetry_head")  # not in encode
+
     def __init__(self, config: DenoiserConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or DenoiserConfig()
@@ -165,7 +167,7 @@ class Denoiser(nn.Module):
             num_outputs = config.num_directions * config.num_site_classes
             self.site_symmetry_head = mlp(h, h, num_outputs)
 
-    def forward(
+    def encode(
         self,
         time: Tensor,
         k_t: Tensor,
@@ -178,12 +180,15 @@ class Denoiser(nn.Module):
         num_nodes: Tensor,
         spacegroup: Tensor | None = None,
         lattice_t: Tensor | None = None,
-    ) -> DenoiserOutput:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Shapes: ``time`` (B,) in [0, 1], ``k_t`` (B, 6) normalised, ``frac_coords_t`` (N, 3),
         ``atom_types_t`` (N,), ``site_symmetry_t`` (N, 15) (ignored without site symmetry),
         ``sg_encoding`` (B, 397), ``node_batch`` (N,), ``edge_index`` (2, E), ``num_nodes`` (B,);
         with ``geometric_features`` also ``spacegroup`` (B,) and the raw lattice ``lattice_t``
-        (B, 3, 3) of ``k_t``."""
+        (B, 3, 3) of ``k_t``.
+
+        Returns the node states ``(N, h)``, their mean per crystal ``(B, h)`` and the crystal-level
+        embedding of time, space group and lattice ``(B, h)``: what the heads read."""
         cfg = self.config
         if cfg.use_site_symmetry and site_symmetry_t is None:
             raise InputError("denoiser: site_symmetry_t is required when use_site_symmetry=True")
@@ -224,6 +229,28 @@ class Denoiser(nn.Module):
         h = self.final_norm(h)
 
         pooled = mean_over_index(h, node_batch, num_graphs)
+        return h, pooled, graph
+
+    def forward(
+        self,
+        time: Tensor,
+        k_t: Tensor,
+        frac_coords_t: Tensor,
+        atom_types_t: Tensor,
+        site_symmetry_t: Tensor | None,
+        sg_encoding: Tensor,
+        node_batch: Tensor,
+        edge_index: Tensor,
+        num_nodes: Tensor,
+        spacegroup: Tensor | None = None,
+        lattice_t: Tensor | None = None,
+    ) -> DenoiserOutput:
+        """The denoising targets of a noisy batch (arguments as ``encode``)."""
+        cfg = self.config
+        h, pooled, graph = self.encode(
+            time, k_t, frac_coords_t, atom_types_t, site_symmetry_t, sg_encoding,
+            node_batch, edge_index, num_nodes, spacegroup, lattice_t,
+        )
         site_logits = None
         if cfg.use_site_symmetry:
             site_logits = self.site_symmetry_head(h).view(

@@ -35,10 +35,10 @@ from symmcd.config import (
     save_config,
     set_dotted,
 )
+from symmcd.data.prepare import resolve_data_dir
 from symmcd.errors import InputError
 from symmcd.training.module import CrystalDataModule, SymmCDModule
 
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "symmcd" / "mp20"
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 CONFIG_FILE = "config.yaml"
@@ -76,7 +76,7 @@ def train(
         _check_run_folder(out_dir, resume)
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / CONFIG_FILE)
-    data_dir = _resolve_data_dir(data_dir, is_launched_copy)
+    data_dir = resolve_data_dir(data_dir, prepare_default=not is_launched_copy)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -208,19 +208,6 @@ def _check_run_folder(out_dir: Path, resume: bool) -> None:
         raise InputError(
             f"run folder {out_dir} is not empty: pass --resume to continue it, or use a new folder"
         )
-
-
-def _resolve_data_dir(data_dir: Path | None, is_launched_copy: bool) -> Path:
-    if data_dir is not None:
-        data_dir = Path(data_dir)
-        if not data_dir.is_dir():
-            raise InputError(f"data folder not found: {data_dir}")
-        return data_dir
-    if not (DEFAULT_DATA_DIR / "statistics.json").is_file() and not is_launched_copy:
-        from symmcd.data.prepare import prepare_mp20
-
-        prepare_mp20(DEFAULT_DATA_DIR)
-    return DEFAULT_DATA_DIR
 
 
 class EpochLine(Callback):
