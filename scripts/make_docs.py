@@ -226,6 +226,15 @@ def property_section() -> str:
             f"{r['test_mae']:.4f} | {r['paper_test_mae_dimenetpp']:.4f} | "
             f"{r['epochs']} (best {r['best_epoch']}) | {r['seconds_per_epoch']:.0f} |"
         )
+    done = {(r["representation"], r["symmetry"]) for r in rec["rows"]}
+    missing = [
+        f"{rep.replace('_', ' ')} {'with' if sym else 'without'} symmetry"
+        for rep in ("full_cell", "asymmetric_unit")
+        for sym in (False, True)
+        if (rep, sym) not in done
+    ]
+    if missing:
+        out += ["", "Not run yet (the same command resumes them): " + ", ".join(missing) + "."]
     out.append("")
     return "\n".join(out)
 
