@@ -209,7 +209,7 @@ def property_section() -> str:
         return "\n".join(out + ["_Not run yet._", ""])
     first = rec["rows"][0]
     out += [
-        f"`{rec['command']}`. Network: {rec['network']}. Labels: {rec['labels']}: "
+        f"`{rec['command']} [--rows ...]`. Network: {rec['network']}. Labels: {rec['labels']}: "
         f"{first['train_labels']:,} training crystals, epoch chosen on {first['val_labels']:,}, "
         f"MAE over {first['test_labels']:,} test crystals. The paper's column is DimeNet++ "
         "trained on the full MP-20 train split: a different network and 2.5x the labels, "
@@ -226,6 +226,12 @@ def property_section() -> str:
             f"{r['test_mae']:.4f} | {r['paper_test_mae_dimenetpp']:.4f} | "
             f"{r['epochs']} (best {r['best_epoch']}) | {r['seconds_per_epoch']:.0f} |"
         )
+    out += ["", "Each row's own invocation (rows run one at a time; a stopped row resumes):", ""]
+    out += [
+        f"- {r['representation']}, symmetry {r['symmetry']}: `{r['command']}`"
+        for r in rec["rows"]
+        if "command" in r
+    ]
     done = {(r["representation"], r["symmetry"]) for r in rec["rows"]}
     missing = [
         f"{rep.replace('_', ' ')} {'with' if sym else 'without'} symmetry"

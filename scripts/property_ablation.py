@@ -87,11 +87,16 @@ def main() -> None:
             "parameters": metrics["parameters"],
             "seconds": round(time.time() - started, 1),
             "seconds_per_epoch": sum(r["seconds"] for r in metrics["history"]) / args.epochs,
+            "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+            "threads": args.threads,
         }
         print(json.dumps(row))
         record["rows"].append(row)
         record.update(
-            command="python " + " ".join(shlex.quote(a) for a in sys.argv),
+            command=(
+                f"python scripts/property_ablation.py --epochs {args.epochs} --hidden-dim "
+                f"{args.hidden_dim} --layers {args.layers}"
+            ),
             network=(
                 f"symmcd denoiser trunk (hidden {args.hidden_dim}, {args.layers} message-passing "
                 "layers, fully connected graph, Fourier features of fractional differences) at "
@@ -102,7 +107,7 @@ def main() -> None:
                 "formation_energy_per_atom of the offline MP-20 training set's labelled rows "
                 "(train_partial.csv's 2,573 labelled rows + val.csv minus the validation slice)"
             ),
-            machine=f"{platform.machine()}, torch {torch.__version__}, {args.threads} threads",
+            machine=f"{platform.machine()}, torch {torch.__version__}",
         )
         args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")
