@@ -6,7 +6,9 @@ Splits written (see ``symmcd/data/mp20/README.md``):
 - ``val.csv.gz``: a fixed slice of ``VALIDATION_SIZE`` rows of ``val.csv``, chosen by sorting the
   material ids, permuting them with ``numpy.random.default_rng(VALIDATION_SEED)`` and taking the
   first ``VALIDATION_SIZE`` (so the choice does not depend on the row order of the source file);
-- ``test.csv.gz``: ``test.csv``, every row, in its original order.
+- ``test.csv.gz``: ``test.csv``, every row, in its original order;
+- ``properties.csv.gz``: the property labels (``LABEL_COLUMNS``) of every source row that carries
+  them, by ``material_id`` (all three splits; read by ``symmcd.data.labels``).
 
 Only the columns the package uses are kept. Output is byte-reproducible (gzip mtime 0).
 
@@ -33,8 +35,12 @@ KEPT_COLUMNS = [
     "e_above_hull",
     "cif",
 ]
+LABEL_COLUMNS = ["material_id", "formation_energy_per_atom", "band_gap", "e_above_hull"]
 DEFAULT_SOURCE = Path("/work/shared/data/mp_20")
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "symmcd" / "data" / "mp20"
+
+
+SOURCE_FILES = ("train_partial.csv", "val.csv", "test.csv")
 
 
 def keep_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +83,13 @@ def build(source: Path, out: Path) -> dict[str, int]:
         size = write_csv_gz(frame, out / f"{name}.csv.gz")
         total += size
         print(f"{name}: {len(frame)} rows, {size / 1e6:.2f} MB")
+    labels = pd.concat(
+        [pd.read_csv(source / name, usecols=LABEL_COLUMNS) for name in SOURCE_FILES],
+        ignore_index=True,
+    ).dropna(subset=LABEL_COLUMNS[1:], how="all")
+    size = write_csv_gz(labels, out / "properties.csv.gz")
+    total += size
+    print(f"properties: {len(labels)} labelled rows, {size / 1e6:.2f} MB")
     print(f"total: {total / 1e6:.2f} MB")
     return {name: len(frame) for name, frame in splits.items()}
 

@@ -24,6 +24,8 @@ from symmcd.errors import CheckpointError, SymmcdError
 from symmcd.model.denoiser import Denoiser
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"  # shipped model
+# the shipped property-conditioned model: what sampling with targets uses by default
+CONDITIONED_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("conditioned.pt")
 CHECKPOINT_FORMAT = "symmcd-model"
 FORMAT_VERSION = 1
 EMA_PREFIX = "ema.shadow."
@@ -39,6 +41,8 @@ class LoadedModel:
     statistics: DatasetStatistics
     config: TrainConfig
     metadata: dict[str, Any]
+    # conditioned models: space group, orbit count and labels of the labelled training crystals
+    label_table: dict[str, Any] | None = None
 
 
 def export_checkpoint(ckpt_path: Path, out_path: Path, half: bool = False) -> Path:
@@ -66,6 +70,8 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, half: bool = False) -> Pa
         "statistics": _plain(statistics),
         "metadata": _plain(_training_metadata(lightning_ckpt, ckpt_path, half)),
     }
+    if hparams.get("label_table") is not None:
+        payload["label_table"] = _plain(dict(hparams["label_table"]))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.name + ".tmp")
     torch.save(payload, tmp_path)
@@ -95,7 +101,8 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedMod
         raise CheckpointError(f"{path} does not match this symmcd version: {reason}") from None
     model.eval().to(device)
     diffusion.to(device)
-    return LoadedModel(model, diffusion, statistics, config, dict(payload.get("metadata", {})))
+    metadata = dict(payload.get("metadata", {}))
+    return LoadedModel(model, diffusion, statistics, config, metadata, payload.get("label_table"))
 
 
 def _as_float32(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from symmcd.errors import InputError, SymmcdError
 # = symmcd.sampling.config's defaults (restated so that `symmcd --help` imports no torch)
 DEFAULT_REPULSION = 1.0
 DEFAULT_CORRECTOR_STEPS = 0
+DEFAULT_GUIDANCE = 1.0
 
 
 def _str_list(text: str) -> list[str]:
@@ -304,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="D",
         help="in the last 10%% of steps, push apart orbits whose replicated atoms come closer "
         f"than D Å (default {DEFAULT_REPULSION:g}; 0: off, as in the published protocol)",
+    )
+    p.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        metavar="NAME=VALUE",
+        help="sample toward a property, e.g. --target formation_energy_per_atom=-2.5 or "
+        "--target band_gap=1.5 (repeatable; uses the shipped conditioned model unless "
+        "--checkpoint names another conditioned model)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=DEFAULT_GUIDANCE,
+        metavar="W",
+        help="classifier-free guidance weight for --target (default "
+        f"{DEFAULT_GUIDANCE:g}: the conditional model; above 1 pushes harder toward the target "
+        "at twice the network calls; 0: unconditional)",
     )
     p.add_argument(
         "--threads",

@@ -51,6 +51,9 @@ class TrainConfig:
     # a model.pt ("default": the shipped model) whose weights start the run (fine-tuning);
     # its network sizes must equal `model`
     init_from: str | None = None
+    # with model.properties: the fraction of training labels replaced by the null label, so one
+    # network learns the conditional and the unconditional model (classifier-free guidance)
+    property_dropout: float = 0.2
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -68,6 +71,20 @@ class TrainConfig:
             raise ConfigError(f"config key 'ema_decay' must lie in [0, 1), got {self.ema_decay}")
         if self.lr_min > self.lr:
             raise ConfigError(f"config key 'lr_min' ({self.lr_min}) exceeds 'lr' ({self.lr})")
+        if not 0.0 <= self.property_dropout < 1.0:
+            raise ConfigError(
+                f"config key 'property_dropout' must lie in [0, 1), got {self.property_dropout}"
+            )
+        names = self.model.properties
+        if len(set(names)) != len(names):
+            raise ConfigError(f"config key 'model.properties' repeats a name: {list(names)}")
+        if self.model.property_ranges and len(self.model.property_ranges) != len(names):
+            raise ConfigError(
+                "config key 'model.property_ranges' needs one [low, high] per property "
+                f"({len(names)}), got {len(self.model.property_ranges)}"
+            )
+        if names and self.representation != "asymmetric_unit":
+            raise ConfigError("config key 'model.properties' needs representation asymmetric_unit")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists, not tuples) that YAML, JSON and ``torch.load`` accept."""

@@ -84,3 +84,15 @@ def test_cli_states_the_sampler_defaults():
 
     assert cli.DEFAULT_REPULSION == config.DEFAULT_REPULSION == SamplingConfig().repulsion
     assert cli.DEFAULT_CORRECTOR_STEPS == SamplingConfig().corrector_steps
+    assert cli.DEFAULT_GUIDANCE == config.DEFAULT_GUIDANCE == SamplingConfig().guidance
+
+
+def test_targets_and_guidance_are_checked_and_recorded():
+    chosen = SamplingConfig(targets="formation_energy_per_atom=-2.5", guidance=2)
+    assert chosen.targets == (("formation_energy_per_atom", -2.5),)
+    assert chosen.to_dict()["targets"] == {"formation_energy_per_atom": -2.5}
+    assert chosen.guidance == 2.0
+    with pytest.raises(InputError, match="guidance"):
+        SamplingConfig(guidance=-1)
+    with pytest.raises(InputError, match="NAME=VALUE"):
+        SamplingConfig(targets="band_gap")

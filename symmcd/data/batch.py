@@ -29,6 +29,7 @@ class CrystalBatch:
     site_symmetry: Tensor  # (N, 15) long, classes 0..12
     multiplicity: Tensor  # (N,) long
     edge_index: Tensor  # (2, E) long
+    properties: Tensor | None = None  # (B, P) float conditioning labels, NaN = unknown
     ids: list[str] | None = None
 
     @property

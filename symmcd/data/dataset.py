@@ -243,6 +243,18 @@ class AsymmetricUnitDataset(Dataset):
         self._nodes = {name: torch.from_numpy(values) for name, values in table.items()}
         self._spacegroup = torch.from_numpy(self.cache.spacegroup.astype(np.int64))
         self._k = torch.from_numpy(self.cache.k.astype(np.float32))
+        self.properties: torch.Tensor | None = None  # (C, P) conditioning labels, NaN = none
+
+    def attach_properties(self, values: np.ndarray) -> None:
+        """Give every crystal its conditioning labels, (C, P) aligned with the cache rows
+        (NaN = no label; :func:`symmcd.data.labels.label_matrix` builds them by id)."""
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 2 or values.shape[0] != len(self.cache):
+            raise InputError(
+                f"{self.cache_path}: labels must have shape ({len(self.cache)}, P), "
+                f"got {values.shape}"
+            )
+        self.properties = torch.from_numpy(values)
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -257,6 +269,8 @@ class AsymmetricUnitDataset(Dataset):
         item["spacegroup"] = self._spacegroup[index]
         item["k"] = self._k[index]
         item["id"] = str(self.cache.ids[index])
+        if self.properties is not None:
+            item["properties"] = self.properties[index]
         return item
 
 
@@ -277,6 +291,9 @@ def collate(items: list[dict]) -> CrystalBatch:
         site_symmetry=torch.cat([item["site_symmetry"] for item in items]),
         multiplicity=torch.cat([item["multiplicity"] for item in items]),
         edge_index=fully_connected_edges(num_nodes),
+        properties=torch.stack([item["properties"] for item in items])
+        if "properties" in items[0]
+        else None,
         ids=[item["id"] for item in items],
     )
 

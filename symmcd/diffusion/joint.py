@@ -71,8 +71,10 @@ class DiffusionState:
     """A batch of crystals part-way through the reverse process.
 
     ``k`` is the *normalised* lattice vector ``(k - k_mean) / k_std`` (use
-    :meth:`JointDiffusion.final_k` for raw k). The last seven fields are fixed conditioning:
-    ``k_fixed`` holds the raw values of the fixed k entries (anything where ``k_mask`` is True).
+    :meth:`JointDiffusion.final_k` for raw k). The fields from ``spacegroup`` on are fixed
+    conditioning: ``k_fixed`` holds the raw values of the fixed k entries (anything where
+    ``k_mask`` is True); ``properties`` (B, P) the property targets of a conditioned model
+    (NaN or None = unconditional).
     """
 
     k: Tensor  # (B, 6) normalised
@@ -86,6 +88,7 @@ class DiffusionState:
     node_batch: Tensor  # (N,)
     edge_index: Tensor  # (2, E)
     num_nodes: Tensor  # (B,)
+    properties: Tensor | None = None  # (B, P) or None
 
 
 def call_model(
@@ -101,6 +104,7 @@ def call_model(
         from symmcd.model.geometry import k_to_lattice
 
         lattice = k_to_lattice(k_raw)
+    conditioning = {} if state.properties is None else {"properties": state.properties}
     return model(
         time=time,
         k_t=state.k,
@@ -113,6 +117,7 @@ def call_model(
         num_nodes=state.num_nodes,
         spacegroup=state.spacegroup,
         lattice_t=lattice,
+        **conditioning,
     )
 
 
@@ -241,6 +246,7 @@ class JointDiffusion(nn.Module):
             node_batch=batch.node_batch,
             edge_index=batch.edge_index,
             num_nodes=batch.num_nodes,
+            properties=batch.properties,
         )
         out = call_model(model, self.time_input(t), noisy, self.final_k(noisy))
         losses = {

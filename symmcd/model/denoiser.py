@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symmcd.errors import InputError
+from symmcd.model.conditioning import PropertyConditioning
 from symmcd.model.geometry import EDGE_GEOMETRY_DIM, NODE_GEOMETRY_DIM, OrbitGeometry
 
 
@@ -42,6 +43,10 @@ class DenoiserConfig:
     dropout: float = 0.0
     # radial features of the replicated orbits (symmcd.model.geometry): what collides
     geometric_features: bool = False
+    # conditioning properties (symmcd.model.conditioning), e.g. ("formation_energy_per_atom",),
+    # and the (low, high) range of each, which training fills in from the labels
+    properties: tuple[str, ...] = ()
+    property_ranges: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -148,6 +153,13 @@ class Denoiser(nn.Module):
         self.spacegroup_mlp = mlp(config.sg_encoding_dim, h, h)
         self.lattice_mlp = mlp(6, h, h)
         self.graph_mix = nn.Linear(3 * h, h)
+        if config.properties:
+            if len(config.property_ranges) != len(config.properties):
+                raise InputError(
+                    f"denoiser: properties {list(config.properties)} need one (low, high) range "
+                    f"each in property_ranges, got {list(config.property_ranges)}"
+                )
+            self.conditioning = PropertyConditioning(list(config.property_ranges), h)
         edge_dim = 6 * config.num_frequencies
         self.position_proj = nn.Linear(edge_dim, h)
         geometry_dim = 0
@@ -180,12 +192,14 @@ class Denoiser(nn.Module):
         num_nodes: Tensor,
         spacegroup: Tensor | None = None,
         lattice_t: Tensor | None = None,
+        properties: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Shapes: ``time`` (B,) in [0, 1], ``k_t`` (B, 6) normalised, ``frac_coords_t`` (N, 3),
         ``atom_types_t`` (N,), ``site_symmetry_t`` (N, 15) (ignored without site symmetry),
         ``sg_encoding`` (B, 397), ``node_batch`` (N,), ``edge_index`` (2, E), ``num_nodes`` (B,);
         with ``geometric_features`` also ``spacegroup`` (B,) and the raw lattice ``lattice_t``
-        (B, 3, 3) of ``k_t``.
+        (B, 3, 3) of ``k_t``; with conditioning ``properties`` (B, P), NaN = unconditional
+        (None: all unconditional).
 
         Returns the node states ``(N, h)``, their mean per crystal ``(B, h)`` and the crystal-level
         embedding of time, space group and lattice ``(B, h)``: what the heads read."""
@@ -204,6 +218,8 @@ class Denoiser(nn.Module):
             dim=-1,
         )
         graph = self.graph_mix(graph)  # (B, h)
+        if cfg.properties:
+            graph = graph + self.conditioning(properties, num_graphs, graph.dtype)
         h = (
             self.element_embedding(atom_types_t)
             + self.position_proj(periodic_fourier_features(frac_coords_t, cfg.num_frequencies))
@@ -244,12 +260,23 @@ class Denoiser(nn.Module):
         num_nodes: Tensor,
         spacegroup: Tensor | None = None,
         lattice_t: Tensor | None = None,
+        properties: Tensor | None = None,
     ) -> DenoiserOutput:
         """The denoising targets of a noisy batch (arguments as ``encode``)."""
         cfg = self.config
         h, pooled, graph = self.encode(
-            time, k_t, frac_coords_t, atom_types_t, site_symmetry_t, sg_encoding,
-            node_batch, edge_index, num_nodes, spacegroup, lattice_t,
+            time,
+            k_t,
+            frac_coords_t,
+            atom_types_t,
+            site_symmetry_t,
+            sg_encoding,
+            node_batch,
+            edge_index,
+            num_nodes,
+            spacegroup,
+            lattice_t,
+            properties,
         )
         site_logits = None
         if cfg.use_site_symmetry:

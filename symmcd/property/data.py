@@ -1,4 +1,4 @@
-"""Labels joined onto a prepared split, and the dataset of labelled crystals."""
+"""The dataset of labelled crystals (labels come from :mod:`symmcd.data.labels`)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from symmcd.data.dataset import AsymmetricUnitDataset
+from symmcd.data.labels import load_labels  # noqa: F401 - re-exported
 from symmcd.errors import InputError
-
-
-def load_labels(csv_paths: list[Path], column: str) -> dict[str, float]:
-    """``material_id`` -> value of ``column`` over the rows of ``csv_paths`` that carry one."""
-    labels: dict[str, float] = {}
-    for path in csv_paths:
-        header = pd.read_csv(path, nrows=0).columns
-        if "material_id" not in header or column not in header:
-            raise InputError(f"{path}: needs the columns material_id and {column!r}")
-        frame = pd.read_csv(path, usecols=["material_id", column]).dropna()
-        ids, values = frame["material_id"].astype(str), frame[column].astype(float)
-        labels.update(zip(ids, values, strict=True))
-    return labels
 
 
 class PropertyDataset(AsymmetricUnitDataset):

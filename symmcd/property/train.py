@@ -19,9 +19,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from symmcd.data.dataset import REPRESENTATIONS, collate
+from symmcd.data.labels import label_files, load_labels, split_sources
 from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import DenoiserConfig
-from symmcd.property.data import PropertyDataset, load_labels
+from symmcd.property.data import PropertyDataset
 from symmcd.property.model import PropertyModel, PropertyRegressor, load_property_model
 
 LAST = "last.pt"
@@ -211,21 +212,13 @@ def _read_last(path: Path) -> dict:
         raise CheckpointError(f"{path}: unreadable ({reason}); start a new run") from None
 
 
-def split_sources(data_dir: Path) -> dict[str, list[Path]]:
-    """Split name -> the CSVs a prepared folder was made from (its ``prepare.json``)."""
-    summary_path = Path(data_dir) / "prepare.json"
-    if not summary_path.is_file():
-        raise InputError(f"{data_dir}: not a prepared folder (no prepare.json; run symmcd prepare)")
-    splits = json.loads(summary_path.read_text())["splits"]
-    return {name: [Path(p) for p in split["sources"]] for name, split in splits.items()}
-
-
 def train_from_prepared(
     config: PropertyConfig, data_dir: Path, out_dir: Path, resume: bool = False
 ) -> dict:
     """Train on the labelled crystals of ``data_dir``'s train split, choose the epoch on its val
     split, and report the MAE on its test split when it has one. Labels are the ``config.target``
-    column of the CSVs each split was prepared from."""
+    column of the CSVs each split was prepared from (and the shipped labels file for the shipped
+    MP-20 splits, :func:`symmcd.data.labels.label_files`)."""
     sources = split_sources(data_dir)
     for split in ("train", "val"):
         if split not in sources:
@@ -234,7 +227,7 @@ def train_from_prepared(
     for split, paths in sources.items():
         if split not in ("train", "val", "test"):
             continue
-        labels = load_labels([p for p in paths if p.is_file()], config.target)
+        labels = load_labels(label_files(paths), config.target)
         sets[split] = PropertyDataset(
             Path(data_dir) / f"{split}.npz", labels, config.representation, config.symmetry
         )

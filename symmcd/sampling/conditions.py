@@ -383,3 +383,69 @@ def position_log_probabilities(site_marginals: np.ndarray, site_classes: np.ndar
 
 def all_spacegroups() -> tuple[int, ...]:
     return tuple(range(1, NUM_SPACEGROUPS + 1))
+
+
+def parse_targets(
+    targets: str | Sequence[str] | dict[str, float] | Sequence[tuple[str, float]] | None,
+) -> tuple[tuple[str, float], ...] | None:
+    """Property targets as ``((name, value), ...)``: from ``"band_gap=1.5"``, a list of such
+    strings, a ``{name: value}`` dict or ``(name, value)`` pairs; InputError names a bad one."""
+    if targets is None:
+        return None
+    if isinstance(targets, str):
+        targets = [part for part in targets.split(",") if part.strip()]
+    items = targets.items() if isinstance(targets, dict) else targets
+    parsed: list[tuple[str, float]] = []
+    for item in items:
+        if isinstance(item, str):
+            name, sep, text = item.partition("=")
+            if not sep:
+                raise InputError(f"target {item!r} must look like NAME=VALUE, e.g. band_gap=1.5")
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(f"target {item!r}: {text.strip()!r} is not a number") from None
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            name, value = item
+        else:
+            raise InputError(f"target {item!r} must be NAME=VALUE or a (name, value) pair")
+        name = str(name).strip()
+        number = (int, float, np.integer, np.floating)
+        ok = isinstance(value, number) and not isinstance(value, bool)
+        if not name or not ok or not np.isfinite(value):
+            raise InputError(f"target {item!r} needs a property name and a finite number")
+        if name in dict(parsed):
+            raise InputError(f"target {name!r} is given twice")
+        parsed.append((name, float(value)))
+    return tuple(parsed) or None
+
+
+def target_vector(
+    targets: tuple[tuple[str, float], ...] | None,
+    properties: Sequence[str],
+    ranges: Sequence[Sequence[float]],
+) -> np.ndarray | None:
+    """(P,) float32 targets in the model's property order, NaN for the ones not targeted (None
+    without targets). InputError when the model was not trained on a property, or a target lies
+    outside the range of its training labels."""
+    if targets is None:
+        return None
+    if not properties:
+        raise InputError(
+            "targets: this model was trained without property conditioning; sample with the "
+            "shipped conditioned model (no --checkpoint) or train one with model.properties"
+        )
+    vector = np.full(len(properties), np.nan, dtype=np.float32)
+    for name, value in targets:
+        if name not in properties:
+            known = ", ".join(properties)
+            raise InputError(f"target {name!r}: this model conditions on {known} only")
+        column = list(properties).index(name)
+        low, high = ranges[column]
+        if not low <= value <= high:
+            raise InputError(
+                f"target {name}={value:g} lies outside the range of the model's training labels "
+                f"[{low:g}, {high:g}]"
+            )
+        vector[column] = value
+    return vector

@@ -26,6 +26,8 @@ DEFAULT_REPULSION = 1.0
 # (96.90 vs 96.40 % one-draw struct. valid, 2,000 crystals) at twice the network calls
 DEFAULT_CORRECTOR_STEPS = 0
 ELEMENT_TEMPERATURE_RANGE = (0.05, 10.0)  # logits divided by this; 1 = as trained
+GUIDANCE_RANGE = (0.0, 10.0)  # classifier-free guidance weight; 1 = the conditional model
+DEFAULT_GUIDANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,13 @@ class SamplingConfig:
     Redraws: up to ``max_attempts`` draws per crystal for those that collapse (< 0.5 Å), fail
     the symmetry check, have atoms closer than ``min_distance`` Å or, with
     ``charge_balanced``, fail SMACT's charge-neutrality test (1 = the published protocol).
+
+    Properties (a model trained with ``model.properties``, such as the shipped conditioned
+    model): ``targets`` such as ``"formation_energy_per_atom=-2.5"`` (or ``{name: value}``)
+    condition the network, and each crystal's space group and size are drawn from training
+    crystals near the targets; ``guidance`` weighs the conditional against the unconditional
+    prediction (classifier-free guidance: 1 = the conditional model, one network call per step;
+    above 1 pushes harder toward the target at two calls per step; 0 = unconditional).
     """
 
     spacegroups: tuple[int, ...] | None = None
@@ -64,6 +73,8 @@ class SamplingConfig:
     element_temperature: float = 1.0
     charge_balanced: bool = False
     repulsion: float = DEFAULT_REPULSION
+    targets: tuple[tuple[str, float], ...] | None = None
+    guidance: float = DEFAULT_GUIDANCE
 
     def __post_init__(self) -> None:
         groups = conditions.parse_spacegroups(self.spacegroups)
@@ -99,6 +110,8 @@ class SamplingConfig:
                 "element_temperature", self.element_temperature, *ELEMENT_TEMPERATURE_RANGE
             ),
             "repulsion": checked_float("repulsion", self.repulsion, 0.0, MAX_REPULSION, " (Å)"),
+            "targets": conditions.parse_targets(self.targets),
+            "guidance": checked_float("guidance", self.guidance, *GUIDANCE_RANGE),
         }
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
@@ -115,10 +128,12 @@ class SamplingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (lists for tuples), as ``summary.json`` records them."""
-        return {
+        plain = {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in asdict(self).items()
         }
+        plain["targets"] = dict(self.targets) if self.targets else None
+        return plain
 
 
 def checked_int(name: str, value, minimum: int) -> int:

@@ -107,6 +107,11 @@ class Bfloat16Autocast(torch.nn.Module):
         super().__init__()
         self.model = model
 
+    @property
+    def config(self):
+        """The wrapped denoiser's config (``call_model`` reads it)."""
+        return self.model.config
+
     def forward(self, **inputs):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             output = self.model(**inputs)
@@ -136,11 +141,13 @@ def denoise_batch(
     corrector_steps: int = 1,
     element_temperature: float = 1.0,
     repulsion: float = 0.0,
+    properties: torch.Tensor | None = None,
 ) -> tuple[AsymmetricUnits, np.ndarray | None]:
     """Run the reverse process for `plans` (`corrector_steps` Langevin moves before each
     predictor step, element logits divided by `element_temperature`; with `repulsion` > 0 Å,
     orbits whose images come closer than that are pushed apart in the last steps,
-    ``symmcd.sampling.repulsion``); returns the sampled asymmetric units and, for templated
+    ``symmcd.sampling.repulsion``; ``properties`` (P,) are the targets of a conditioned model,
+    NaN = none); returns the sampled asymmetric units and, for templated
     crystals, the global Wyckoff index each node must sit on (-1 = free)."""
     inputs = plan_tensors(plans)
     state = diffusion.prior(
@@ -150,6 +157,9 @@ def denoise_batch(
         generator=generator,
         element_allowed=element_allowed,
     )
+    if properties is not None:
+        targets = properties.to(state.k.device).float()[None].expand(len(plans), -1)
+        state = dataclasses.replace(state, properties=targets.contiguous())
     output = None
     geometry = None
     if repulsion > 0:

@@ -6,6 +6,9 @@ All draws use one numpy Generator seeded by the user's seed, so plans are reprod
   uniform over them when the model never saw any of them).
 - Without a formula: the number of orbits from that group's training histogram (pooled over all
   groups when the group has no data), at least 1.
+- With property targets (a conditioned model): space group and orbit count together from the
+  labelled training crystals, each weighted by a Gaussian kernel of its labels' distance from the
+  targets (``plan_near_targets``), i.e. from p(group, size | property).
 - With a formula: only groups with at least one template are eligible; the template is drawn
   with weights proportional to how often the group had that many orbits in training, times the
   geometric mean of its positions' likelihood under the group's site-symmetry marginals.
@@ -107,3 +110,40 @@ def template_plan(template: conditions.WyckoffTemplate) -> CrystalPlan:
 def check_formula_elements(counts: dict[str, int], element_marginals: np.ndarray) -> None:
     """A formula may only use elements the model saw in training."""
     conditions.element_allowed_mask(tuple(counts), element_marginals, name="formula")
+
+
+KERNEL_FRACTION = 0.05  # kernel width per property, as a fraction of its label range
+
+
+def plan_near_targets(
+    n: int,
+    label_table: dict,
+    targets: np.ndarray,
+    ranges: Sequence[Sequence[float]],
+    spacegroups: Sequence[int] | None,
+    rng: np.random.Generator,
+) -> list[CrystalPlan] | None:
+    """n plans copying the space group and orbit count of labelled training crystals drawn with
+    weights ``prod_p exp(-(y_p - target_p)^2 / 2 h_p^2)`` over the targeted properties ``p``
+    (``targets`` (P,), NaN = not targeted; ``h_p`` = ``KERNEL_FRACTION`` of the label range).
+    None when no labelled crystal of the allowed groups carries the targeted labels."""
+    values = np.array(
+        [[np.nan if v is None else v for v in row] for row in label_table["values"]], dtype=float
+    )
+    groups = np.asarray(label_table["spacegroup"], dtype=int)
+    sizes = np.asarray(label_table["num_orbits"], dtype=int)
+    log_weight = np.zeros(len(groups))
+    for column, target in enumerate(np.asarray(targets, dtype=float)):
+        if np.isnan(target):
+            continue
+        low, high = ranges[column]
+        width = KERNEL_FRACTION * (high - low)
+        distance = (values[:, column] - target) / width
+        log_weight += np.where(np.isfinite(distance), -0.5 * distance**2, -np.inf)
+    if spacegroups is not None:
+        log_weight[~np.isin(groups, list(spacegroups))] = -np.inf
+    if not np.isfinite(log_weight).any():
+        return None
+    weights = np.exp(log_weight - log_weight.max())
+    chosen = rng.choice(len(groups), size=n, p=weights / weights.sum())
+    return [CrystalPlan(int(groups[i]), max(1, int(sizes[i]))) for i in chosen]

@@ -18,21 +18,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from symmcd.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from symmcd.checkpoint import CONDITIONED_CHECKPOINT, DEFAULT_CHECKPOINT, load_checkpoint
 from symmcd.errors import CheckpointError, InputError
 from symmcd.sampling import conditions, loop, plan, writers
 from symmcd.sampling.config import SamplingConfig, checked_int
+from symmcd.sampling.guidance import GuidedDenoiser
 from symmcd.sampling.unfold import COLLAPSE_DISTANCE, unfold
 from symmcd.sampling.writers import SampledCrystal
 
 
-def load_model(checkpoint: str | Path | object | None):
-    """A LoadedModel from a path (default: the shipped model) or passed through as is."""
+def load_model(checkpoint: str | Path | object | None, conditioned: bool = False):
+    """A LoadedModel from a path (default: the shipped model, or with ``conditioned`` the shipped
+    property-conditioned one) or passed through as is."""
 
     if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
         loaded = checkpoint
     else:
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        default = CONDITIONED_CHECKPOINT if conditioned else DEFAULT_CHECKPOINT
+        path = Path(checkpoint) if checkpoint is not None else default
         if checkpoint is None and not path.is_file():
             raise CheckpointError(
                 f"no shipped model at {path}; pass checkpoint=PATH (--checkpoint PATH)"
@@ -73,10 +76,20 @@ def make_plans(
     spacegroups: Sequence[int] | None,
     formula_counts: dict[str, int] | None,
     seed: int,
+    targets: np.ndarray | None = None,
+    loaded=None,
 ) -> list[plan.CrystalPlan]:
+    """Plans of a free, formula or property-targeted run (targeted runs of a model that ships
+    its label table draw group and size near the targets; see ``symmcd.sampling.plan``)."""
     rng = np.random.default_rng(seed)
     if formula_counts is not None:
         return plan.plan_formula(n, statistics, formula_counts, spacegroups, rng)
+    table = getattr(loaded, "label_table", None)
+    if targets is not None and table is not None:
+        ranges = loaded.config.model.property_ranges
+        near = plan.plan_near_targets(n, table, targets, ranges, spacegroups, rng)
+        if near is not None:
+            return near
     return plan.plan_free(n, statistics, spacegroups, rng)
 
 
@@ -102,7 +115,7 @@ def sample(
     counts = conditions.parse_formula(config.formula) if config.formula is not None else None
     run = _Run(config, checkpoint)
     element_allowed = allowed_elements(run.statistics, config.elements, counts)
-    plans = make_plans(n, run.statistics, run.groups, counts, config.seed)
+    plans = make_plans(n, run.statistics, run.groups, counts, config.seed, run.targets, run.loaded)
     return run.denoise(plans, [counts] * n, element_allowed, progress)
 
 
@@ -156,8 +169,14 @@ class _Run:
     def __init__(self, config: SamplingConfig, checkpoint) -> None:
         self.config = config
         self.precision = loop.resolve_precision(config.precision)  # validate before loading
-        self.loaded = load_model(checkpoint)
+        self.loaded = load_model(checkpoint, conditioned=config.targets is not None)
         self.model = loop.with_precision(self.loaded.model, self.precision)
+        network = self.loaded.config.model
+        self.targets = conditions.target_vector(
+            config.targets, network.properties, network.property_ranges
+        )
+        if self.targets is not None:
+            self.model = GuidedDenoiser(self.model, config.guidance)
         self.statistics = self.loaded.statistics
         self.groups = config.spacegroups
         if config.top_k_spacegroups is not None:
@@ -190,7 +209,13 @@ class _Run:
                 "element_temperature": config.element_temperature,
                 "repulsion": config.repulsion,
                 "precision": self.precision,
+                **(
+                    {"targets": dict(config.targets), "guidance": config.guidance}
+                    if config.targets
+                    else {}
+                ),
             },
+            "properties": None if self.targets is None else torch.as_tensor(self.targets),
         }
         diffusion, batch_size = self.loaded.diffusion, config.batch_size
         crystals: list[SampledCrystal] = []
@@ -253,6 +278,7 @@ def denoise_and_unfold(
     element_allowed: torch.Tensor,
     config: SamplingConfig,
     run_info: dict,
+    properties: torch.Tensor | None = None,
     bar=None,
 ) -> list[SampledCrystal]:
     """Reverse diffusion for a batch of plans, then projection and replication (and, with
@@ -268,6 +294,7 @@ def denoise_and_unfold(
         corrector_steps=config.corrector_steps,
         element_temperature=config.element_temperature,
         repulsion=config.repulsion,
+        properties=properties,
     )
     metadata = [{**run_info, "attempts": 1} for _ in plans]
     crystals = unfold(units, fixed, metadata)

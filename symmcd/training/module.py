@@ -2,8 +2,9 @@
 
 :class:`SymmCDModule` owns the :class:`Denoiser`, the :class:`JointDiffusion` that turns a clean
 batch into noisy inputs and per-term losses, and an EMA copy of the denoiser. Training updates
-the raw weights; validation and export use the EMA weights. Its hyperparameters are two plain
-dicts (config, dataset statistics), so every checkpoint is self-describing.
+the raw weights; validation and export use the EMA weights. Its hyperparameters are plain
+dicts (config, dataset statistics and, for a property-conditioned model, the label table of
+:func:`label_table`), so every checkpoint is self-describing.
 """
 
 import json
@@ -11,11 +12,13 @@ import math
 import os
 import platform
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -23,6 +26,7 @@ from symmcd.checkpoint import _plain
 from symmcd.config import TrainConfig
 from symmcd.data.batch import CrystalBatch
 from symmcd.data.dataset import AsymmetricUnitDataset, collate
+from symmcd.data.labels import label_matrix, split_labels
 from symmcd.data.statistics import DatasetStatistics
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import InputError, SymmcdError
@@ -66,11 +70,17 @@ def hardware_summary(trainer: "L.Trainer | None" = None) -> dict[str, Any]:
 class SymmCDModule(L.LightningModule):
     """Denoiser + joint diffusion + EMA, trained with AdamW and a warm-up/cosine schedule."""
 
-    def __init__(self, config: dict[str, Any], statistics: dict[str, Any]):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        statistics: dict[str, Any],
+        label_table: dict[str, Any] | None = None,
+    ):
         super().__init__()
-        self.save_hyperparameters(
-            {"config": _plain(config), "statistics": _plain(statistics)}, logger=False
-        )
+        hparams = {"config": _plain(config), "statistics": _plain(statistics)}
+        if label_table is not None:
+            hparams["label_table"] = _plain(label_table)
+        self.save_hyperparameters(hparams, logger=False)
         self.config = TrainConfig.from_dict(config)
         stats = DatasetStatistics.from_dict(statistics)
         self.model = Denoiser(self.config.model)
@@ -80,10 +90,19 @@ class SymmCDModule(L.LightningModule):
         self._fit_started = time.monotonic()
 
     @classmethod
-    def from_config(cls, config: TrainConfig, statistics: DatasetStatistics) -> "SymmCDModule":
-        return cls(config.to_dict(), statistics.to_dict())
+    def from_config(
+        cls,
+        config: TrainConfig,
+        statistics: DatasetStatistics,
+        label_table: dict[str, Any] | None = None,
+    ) -> "SymmCDModule":
+        return cls(config.to_dict(), statistics.to_dict(), label_table)
 
     def training_step(self, batch: CrystalBatch, batch_idx: int) -> torch.Tensor:
+        if batch.properties is not None:
+            batch = replace(
+                batch, properties=drop_labels(batch.properties, self.config.property_dropout)
+            )
         losses = self.diffusion.training_losses(
             self.model, batch, use_site_symmetry=self.config.model.use_site_symmetry
         )
@@ -166,9 +185,55 @@ class SymmCDModule(L.LightningModule):
         )
 
 
+def drop_labels(
+    properties: torch.Tensor, fraction: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``properties`` with each label replaced by NaN (the null label) with probability
+    ``fraction``: the unconditional half of classifier-free guidance training."""
+    if fraction <= 0:
+        return properties
+    drop = torch.rand(properties.shape, generator=generator, device=properties.device) < fraction
+    return properties.masked_fill(drop, float("nan"))
+
+
 def _id_list(ids: list[str], shown: int = 8) -> str:
     more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
     return ", ".join(ids[:shown]) + more
+
+
+RANGE_QUANTILES = (0.001, 0.999)  # the conditioning grid spans these quantiles of the labels
+
+
+def property_ranges(dataset: AsymmetricUnitDataset) -> list[tuple[float, float]]:
+    """(low, high) of each conditioning property over a labelled training set."""
+    if dataset.properties is None:
+        raise InputError("property_ranges: the dataset carries no labels")
+    ranges = []
+    for column in dataset.properties.T.numpy():
+        known = column[np.isfinite(column)]
+        if len(known) < 2:
+            raise InputError(f"{dataset.cache_path}: fewer than 2 labels of a property")
+        low, high = np.quantile(known, RANGE_QUANTILES)
+        if high <= low:
+            low, high = float(known.min()), float(known.max()) + 1e-6
+        ranges.append((round(float(low), 4), round(float(high), 4)))
+    return ranges
+
+
+def label_table(dataset: AsymmetricUnitDataset) -> dict[str, Any]:
+    """Space group, orbit count and labels of every labelled training crystal: sampling draws
+    the space group and size of a crystal with a property target from the crystals near it
+    (``symmcd.sampling.plan.plan_near_targets``)."""
+    if dataset.properties is None:
+        raise InputError("label_table: the dataset carries no labels")
+    values = dataset.properties.numpy()
+    keep = np.isfinite(values).any(axis=1)
+    num_orbits = np.diff(dataset.cache.orbit_offset)
+    return {
+        "spacegroup": dataset.cache.spacegroup[keep].astype(int).tolist(),
+        "num_orbits": num_orbits[keep].astype(int).tolist(),
+        "values": [[None if not np.isfinite(v) else float(v) for v in row] for row in values[keep]],
+    }
 
 
 def read_statistics(data_dir: Path) -> DatasetStatistics:
@@ -196,8 +261,10 @@ class CrystalDataModule(L.LightningDataModule):
         representation: str = "asymmetric_unit",
         batch_size: int = 256,
         num_workers: int = 0,
+        properties: tuple[str, ...] = (),
     ):
         super().__init__()
+        self.properties = tuple(properties)
         self.data_dir = Path(data_dir)
         self.representation = representation
         self.batch_size = batch_size
@@ -225,7 +292,11 @@ class CrystalDataModule(L.LightningDataModule):
         return self._loader(self.val_set, shuffle=False)
 
     def _dataset(self, split: str) -> AsymmetricUnitDataset:
-        return AsymmetricUnitDataset(split_cache_path(self.data_dir, split), self.representation)
+        dataset = AsymmetricUnitDataset(split_cache_path(self.data_dir, split), self.representation)
+        if self.properties:
+            labels = [split_labels(self.data_dir, split, name) for name in self.properties]
+            dataset.attach_properties(label_matrix(dataset.cache.ids, labels))
+        return dataset
 
     def _loader(self, dataset: AsymmetricUnitDataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:

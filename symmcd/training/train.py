@@ -5,7 +5,8 @@ A run folder holds ``config.yaml``, ``last.ckpt`` (every epoch, and every
 CSV logs (TensorBoard too when installed) and the exported sampling checkpoint ``model.pt``.
 ``resume=True`` continues from ``last.ckpt``, so a killed run loses at most one epoch.
 ``init_from`` (config key, or ``symmcd train --init-from``) starts a new run from the weights of an
-exported ``model.pt`` instead of random ones: fine-tuning the shipped model on your own data.
+exported ``model.pt`` instead of random ones: fine-tuning the shipped model on your own data, or
+teaching it property conditioning (``model.properties``, labels from ``symmcd.data.labels``).
 
 Multi-process training (``devices=2, strategy="ddp"``) works on CPU (gloo) and GPU (nccl).
 Lightning starts the extra processes by re-running the command line, so ``train()`` must be
@@ -37,7 +38,12 @@ from symmcd.config import (
 )
 from symmcd.data.prepare import resolve_data_dir
 from symmcd.errors import InputError
-from symmcd.training.module import CrystalDataModule, SymmCDModule
+from symmcd.training.module import (
+    CrystalDataModule,
+    SymmCDModule,
+    label_table,
+    property_ranges,
+)
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -82,8 +88,18 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     _silence_expected_warnings()
 
-    data = CrystalDataModule(data_dir, cfg.representation, cfg.batch_size, cfg.num_workers)
-    module = SymmCDModule.from_config(cfg, data.statistics())
+    data = CrystalDataModule(
+        data_dir, cfg.representation, cfg.batch_size, cfg.num_workers, cfg.model.properties
+    )
+    table = None
+    if cfg.model.properties:  # conditioning labels: ranges of the grid, table for sampling
+        data.setup()
+        if not cfg.model.property_ranges:
+            cfg.model.property_ranges = tuple(property_ranges(data.train_set))
+            if not is_launched_copy:
+                save_config(cfg, out_dir / CONFIG_FILE)
+        table = label_table(data.train_set)
+    module = SymmCDModule.from_config(cfg, data.statistics(), table)
     if initial_weights is not None:
         load_initial_weights(module.model, initial_weights)
         load_initial_weights(module.ema.shadow, initial_weights)
@@ -133,7 +149,7 @@ def train(
 # Network options a fine-tune may change: ``dropout`` holds no weights, and turning an additive
 # option on adds zero-initialised modules, so the fine-tune starts from the source's outputs.
 NO_WEIGHT_OPTIONS = ("dropout",)
-ADDITIVE_OPTIONS = ("geometric_features",)
+ADDITIVE_OPTIONS = ("geometric_features", "properties", "property_ranges")
 
 
 def initial_model_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -165,7 +181,7 @@ def load_initial_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor
     result = model.load_state_dict(weights, strict=False)
     if result.unexpected_keys:
         raise InputError(f"init_from: weights the model has no place for: {result.unexpected_keys}")
-    added = ("geometry_proj", "node_geometry_proj")
+    added = ("geometry_proj", "node_geometry_proj", "conditioning.")
     stray = [key for key in result.missing_keys if not any(part in key for part in added)]
     if stray:
         raise InputError(f"init_from: the source model lacks {stray}")
