@@ -2,15 +2,17 @@
 
 For each target value and guidance weight, samples N crystals with the conditioned model and the
 default sampler (repulsion 1 Å, up to 10 draws) and measures, on the structurally valid ones, the
-property of the samples: formation energy per atom from CHGNet (static, on the crystals as
-sampled, elemental references as in ``symmcd evaluate``), or the band gap from a symmcd property
-model (``--predictor``, stated in the output as predicted). Also structural / compositional
-validity and novelty against the shipped MP-20 training split (StructureMatcher, as
+property of the samples: formation energy per atom from CHGNet after relaxing each crystal
+(``--relax-steps``, FIRE, elemental references as in ``symmcd evaluate``), or the output of a
+symmcd property model (``--predictor``, stated in the output as predicted; on the relaxed crystals,
+or on the crystals as sampled with ``--relax-steps 0``). CHGNet energies of the crystals as
+sampled are dominated by their unrelaxed geometry, hence the relaxation. Also structural /
+compositional validity and novelty against the shipped MP-20 training split (StructureMatcher, as
 ``symmcd evaluate``) of every sample. One row per (target, guidance), plus the same model sampled
 without a target (``target`` null) as the reference; rows go to ``--out`` as JSON.
 
     python scripts/property_targets.py --property formation_energy_per_atom \
-        --targets=-3.0,-2.0,-1.0,-0.5 --guidance 1,2 --n 200 --seed 0
+        --targets=-3.0,-0.5 --guidance 1 --n 200 --seed 0 --no-reference
     python scripts/property_targets.py --property band_gap --targets 0,1.5,3 --guidance 1,2 \
         --predictor RUN/model.pt --out docs/results/property_targets_band_gap.json
 """
@@ -33,28 +35,37 @@ import torch
 from pymatgen.core import Composition
 
 from symmcd.checkpoint import CONDITIONED_CHECKPOINT
-from symmcd.evaluation.formation_energy import predict_formation_energy
 from symmcd.evaluation.io import read_csv_of_cifs
 from symmcd.evaluation.novelty import novel_mask
+from symmcd.evaluation.relax import relax_many
 from symmcd.evaluation.validity import validity_flags
 from symmcd.sampling import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SPLIT = ROOT / "symmcd" / "data" / "mp20" / "train.csv.gz"
 RESULTS = ROOT / "docs" / "results"
+SAME_MEASUREMENT = ("property", "measured_with", "checkpoint", "n", "seed")
 
 
-def measured_property(structures, name: str, predictor: Path | None) -> np.ndarray:
-    """The property of each structure: CHGNet formation energy, or a property model's output."""
-    if predictor is None:
-        if name != "formation_energy_per_atom":
-            raise SystemExit(f"--predictor is needed to measure {name}")
-        return predict_formation_energy(structures)
+def relaxed(structures, steps: int, workers: int | None) -> tuple[list, np.ndarray, float]:
+    """CHGNet-relaxed structures (None where relaxation failed), their formation energies, and
+    the fraction of relaxations that converged (fmax 0.1 eV/Å) within ``steps``."""
+    results = list(relax_many(structures, steps=steps, workers=workers, label="relax"))
+    energies = np.array(
+        [np.nan if r.error else r.formation_energy_per_atom for r in results], dtype=float
+    )
+    converged = float(np.mean([r.converged for r in results])) if results else float("nan")
+    return [None if r.error else r.structure for r in results], energies, converged
+
+
+def predicted(structures, name: str, predictor: Path) -> np.ndarray:
+    """A symmcd property model's prediction of ``name`` for each structure (NaN for None)."""
     from symmcd.property.predict import predict_cifs
 
     with tempfile.TemporaryDirectory(prefix="symmcd-targets-") as tmp:
         for index, structure in enumerate(structures):
-            structure.to(filename=str(Path(tmp) / f"s{index:05d}.cif"))
+            if structure is not None:
+                structure.to(filename=str(Path(tmp) / f"s{index:05d}.cif"))
         frame = predict_cifs(predictor, Path(tmp))
     by_id = dict(zip(frame["id"].astype(str), frame.get(name, pd.Series(dtype=float)), strict=True))
     return np.array([by_id.get(f"s{i:05d}", np.nan) for i in range(len(structures))], dtype=float)
@@ -75,7 +86,14 @@ def row(args, target: float | None, guidance: float, train) -> dict:
     structures = [c.structure for c in crystals]
     struct_valid, comp_valid = validity_flags(structures)
     valid = [s for s, ok in zip(structures, struct_valid, strict=True) if ok]
-    values = measured_property(valid, args.property, args.predictor)
+    if args.relax_steps:
+        valid, energies, converged = relaxed(valid, args.relax_steps, args.workers)
+    if args.predictor is not None:
+        values = predicted(valid, args.property, args.predictor)
+    elif args.property == "formation_energy_per_atom" and args.relax_steps:
+        values = energies
+    else:
+        raise SystemExit(f"measuring {args.property} needs --predictor (or relaxation for E_form)")
     known = values[np.isfinite(values)]
     formulas = [s.composition.reduced_formula for s in structures]
     novel = novel_mask(structures, formulas, *train) if train else None
@@ -88,17 +106,19 @@ def row(args, target: float | None, guidance: float, train) -> dict:
         "comp_valid": float(comp_valid.mean()),
         "novel": None if novel is None else float(novel.mean()),
         "measured_n": int(len(known)),
+        "relax_converged": converged if args.relax_steps else None,
         "median": float(median),
         "q25": float(q25),
         "q75": float(q75),
         "mean": float(known.mean()) if len(known) else None,
-        "seconds": round(seconds, 1),
+        "sampling_seconds": round(seconds, 1),
         "draws_per_crystal": float(np.mean([c.metadata["attempts"] for c in crystals])),
     }
     if target is not None and len(known):
         out["mae_to_target"] = float(np.mean(np.abs(known - target)))
         out["within_0.5"] = float(np.mean(np.abs(known - target) <= 0.5))
     print(json.dumps(out), flush=True)
+    out["values"] = [round(float(v), 4) for v in values]  # per valid crystal, NaN = failed
     return out
 
 
@@ -119,6 +139,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=CONDITIONED_CHECKPOINT)
     parser.add_argument("--predictor", type=Path, default=None, help="symmcd property model.pt")
     parser.add_argument("--no-novelty", action="store_true")
+    parser.add_argument("--no-reference", action="store_true", help="skip the untargeted row")
+    parser.add_argument("--relax-steps", type=int, default=100, help="0: measure as sampled")
+    parser.add_argument("--workers", type=int, default=None, help="relaxation processes")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -126,28 +149,64 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = args.out or RESULTS / f"property_targets_{args.property}.json"
     train = None if args.no_novelty else training_set()
-    rows = [row(args, None, 0.0, train)]
-    for guidance in [float(g) for g in args.guidance.split(",")]:
-        for target in [float(t) for t in args.targets.split(",")]:
-            rows.append(row(args, target, guidance, train))
     record = {
         "property": args.property,
-        "measured_with": "CHGNet (static, as sampled)"
-        if args.predictor is None
-        else f"symmcd property model {args.predictor.name} (predicted, not computed)",
+        "measured_with": (
+            "CHGNet formation energy"
+            if args.predictor is None
+            else "a symmcd property model (predicted, not computed)"
+        )
+        + (
+            f" after CHGNet relaxation (FIRE, up to {args.relax_steps} steps)"
+            if args.relax_steps
+            else ", on the crystals as sampled"
+        ),
         "checkpoint": str(args.checkpoint.relative_to(ROOT))
         if args.checkpoint.is_relative_to(ROOT)
         else str(args.checkpoint),
         "sampler": "default (repulsion 1 Å, up to 10 draws, 100 steps)",
-        "rows": rows,
+        "n": args.n,
+        "seed": args.seed,
+        "rows": [],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         "command": "python scripts/property_targets.py "
         + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    if args.predictor is not None:
+        record["predictor"] = predictor_summary(args.predictor)
+    record["rows"] = finished_rows(out, record)
+    done = {(r["target"], r["guidance"]) for r in record["rows"]}
+    plan = [(float(t), float(g)) for g in args.guidance.split(",") for t in args.targets.split(",")]
+    plan += [] if args.no_reference else [(None, 0.0)]  # last: the targeted rows matter most
+    for target, guidance in plan:
+        if (target, None if target is None else guidance) in done:
+            continue
+        record["rows"].append(row(args, target, guidance, train))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=1) + "\n")  # after each row: a stop resumes
     print(f"wrote {out}")
+
+
+def predictor_summary(predictor: Path) -> dict:
+    """What the property model is and how well it does on the test split (its metrics.json)."""
+    metrics_path = predictor.parent / "metrics.json"
+    if not metrics_path.is_file():
+        return {"model": predictor.name}
+    metrics = json.loads(metrics_path.read_text())
+    keys = ("test_mae", "test_labels", "train_labels", "best_epoch", "parameters")
+    return {"model": predictor.name, "config": metrics.get("config")} | {
+        k: metrics.get(k) for k in keys
+    }
+
+
+def finished_rows(out: Path, record: dict) -> list[dict]:
+    """Rows of an earlier run of the same measurement in ``out``, so a stopped run resumes."""
+    if not out.is_file():
+        return []
+    earlier = json.loads(out.read_text())
+    same = all(earlier.get(k) == record[k] for k in SAME_MEASUREMENT)
+    return earlier.get("rows", []) if same else []
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, half: bool = False) -> Pa
     tensors as float16 to halve the file; :func:`load_checkpoint` casts them back to float32.
     """
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
-    lightning_ckpt = _read(ckpt_path)
+    lightning_ckpt = read_torch_file(ckpt_path)
     try:
         hparams = lightning_ckpt["hyper_parameters"]
         state_dict = lightning_ckpt["state_dict"]
@@ -82,7 +82,7 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, half: bool = False) -> Pa
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load ``model.pt`` into an eval-mode denoiser and its diffusion (raises CheckpointError)."""
     path = Path(path)
-    payload = _read(path)
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a symmcd model checkpoint (missing format tag)")
     version = payload.get("format_version")
@@ -109,10 +109,11 @@ def _as_float32(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
 
 
-def _read(path: Path) -> Any:
-    """``torch.load`` with safe unpickling; every failure becomes a CheckpointError."""
+def read_torch_file(path: Path, what: str = "checkpoint") -> Any:
+    """``torch.load`` with safe unpickling; every failure becomes a CheckpointError naming
+    ``what`` the file was meant to be."""
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     try:
         return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
@@ -120,8 +121,7 @@ def _read(path: Path) -> Any:
         # unpickling junk yields bare numbers or opcodes as messages: say what it means instead
         reason = detail if len(detail) > 12 and not detail.isdigit() else type(exc).__name__
         raise CheckpointError(
-            f"cannot read checkpoint {path}: not a readable torch file, corrupt or truncated "
-            f"({reason})"
+            f"cannot read {what} {path}: not a readable torch file, corrupt or truncated ({reason})"
         ) from None
 
 

@@ -17,7 +17,7 @@ from symmcd.errors import InputError, SymmcdError
 # = symmcd.sampling.config's defaults (restated so that `symmcd --help` imports no torch)
 DEFAULT_REPULSION = 1.0
 DEFAULT_CORRECTOR_STEPS = 0
-DEFAULT_GUIDANCE = 1.0
+DEFAULT_GUIDANCE = 2.0
 
 
 def _str_list(text: str) -> list[str]:
@@ -321,8 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_GUIDANCE,
         metavar="W",
         help="classifier-free guidance weight for --target (default "
-        f"{DEFAULT_GUIDANCE:g}: the conditional model; above 1 pushes harder toward the target "
-        "at twice the network calls; 0: unconditional)",
+        f"{DEFAULT_GUIDANCE:g}; 1: the conditional model alone, one network call per step; "
+        "above 1 pushes harder toward the target at twice the calls and some compositional "
+        "validity, see docs/results.md; 0: unconditional)",
     )
     p.add_argument(
         "--threads",

@@ -133,7 +133,7 @@ def test_predict_cli_writes_rows_and_reports_unreadable(prepared, tmp_path, caps
 def test_corrupt_or_foreign_model_is_a_one_line_error(tmp_path, capsys):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a model")
-    with pytest.raises(CheckpointError, match="not a readable property model"):
+    with pytest.raises(CheckpointError, match="cannot read property model"):
         load_property_model(bad)
     torch.save({"format": "something else"}, bad)
     with pytest.raises(CheckpointError, match="not a symmcd property model"):

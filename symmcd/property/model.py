@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from symmcd.checkpoint import read_torch_file
 from symmcd.data.batch import CrystalBatch
 from symmcd.errors import CheckpointError
 from symmcd.model.denoiser import Denoiser, DenoiserConfig, mlp
@@ -95,13 +96,7 @@ class PropertyModel:
 def load_property_model(path: Path | str) -> PropertyModel:
     """A ``model.pt`` of ``symmcd property train``; CheckpointError if the file is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"property model not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated or foreign files
-        reason = err.__class__.__name__
-        raise CheckpointError(f"{path}: not a readable property model ({reason})") from None
+    payload = read_torch_file(path, "property model")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a symmcd property model (format {FORMAT} expected)")
     regressor = PropertyRegressor(DenoiserConfig(**payload["denoiser_config"]), payload["symmetry"])
