@@ -78,7 +78,7 @@ def row(args, target: float | None, guidance: float, train) -> dict:
         args.n,
         checkpoint=args.checkpoint,
         targets=targets,
-        guidance=guidance,
+        guidance=guidance if targets else None,  # no weight without a target
         seed=args.seed,
         progress=False,
     )

@@ -7,6 +7,8 @@ printed on one line and end the process with exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -152,7 +154,16 @@ def _cmd_relax(args: argparse.Namespace) -> None:
         workers=args.workers,
         time_limit=args.time_limit or None,
     )
-    print(summary)
+    print(json.dumps(_json_ready(summary), indent=2))
+
+
+def _json_ready(value):
+    """``value`` with NaN and infinities as None, so that it prints as strict JSON."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _cmd_property_train(args: argparse.Namespace) -> None:
@@ -185,11 +196,11 @@ def _cmd_property_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_property_predict(args: argparse.Namespace) -> None:
-    from symmcd.data.io import check_writable_parent
+    from symmcd.data.io import check_writable_file
     from symmcd.property.predict import predict_cifs
 
     out = Path(args.out)
-    check_writable_parent(out)
+    check_writable_file(out)
     frame = predict_cifs(Path(args.model), Path(args.input))
     frame.to_csv(out, index=False)
     print(f"wrote {len(frame)} rows to {out}")
@@ -224,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="cpu-small", help="shipped config name or YAML path")
     p.add_argument("--out", required=True, help="run folder (checkpoints, logs, model.pt)")
     p.add_argument("--data", help="prepared data folder (default: shipped MP-20, prepared once)")
-    p.add_argument("--max-epochs", type=int, default=None)
-    p.add_argument("--devices", type=int, default=1)
+    p.add_argument(
+        "--max-epochs", type=int, default=None, help="stop after N epochs (default: the config's)"
+    )
+    p.add_argument("--devices", type=int, default=1, help="devices to train on (%(default)s)")
     p.add_argument("--strategy", default="auto", help="e.g. ddp")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
@@ -248,14 +261,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
     p.add_argument(
-        "--spacegroups", type=_str_list, help="numbers or symbols, e.g. 225,194 or Fm-3m,P6_3/mmc"
+        "--spacegroups",
+        type=_str_list,
+        help="numbers or symbols in any setting, e.g. 225,194 or Fm-3m,P6_3/mmc,P2_1/n,R-3m:H",
     )
     p.add_argument("--top-k-spacegroups", type=int, help="the K most common training groups")
     p.add_argument("--elements", type=_str_list, help="allowed elements, e.g. Li,Fe,P,O")
-    p.add_argument("--formula", help="exact composition, e.g. LiFePO4")
+    p.add_argument(
+        "--formula",
+        help="exact composition, e.g. LiFePO4 (any number of formula units per cell); counts "
+        "with a common factor, e.g. Li4O4, are the exact cell content",
+    )
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="crystals denoised together (%(default)s; lower it to use less memory)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed, same crystals (%(default)s)"
+    )
     p.add_argument("--format", type=_str_list, default=["cif"], help="cif and/or extxyz")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
@@ -318,9 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--guidance",
         type=float,
-        default=DEFAULT_GUIDANCE,
+        default=None,
         metavar="W",
-        help="classifier-free guidance weight for --target (default "
+        help="classifier-free guidance weight for --target, refused without one (default "
         f"{DEFAULT_GUIDANCE:g}; 1: the conditional model alone, one network call per step; "
         "above 1 pushes harder toward the target at twice the calls and some compositional "
         "validity, see docs/results.md; 0: unconditional)",
@@ -344,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacegroups", type=_str_list, help="restrict the groups, e.g. 62,194 or Pnma")
     p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
     p.add_argument("--workers", type=int, default=None, help="relaxation processes")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
@@ -369,8 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the CrystalNN fingerprints (the slowest unrelaxed metric) and leave COV-R / "
         "COV-P out",
     )
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for parsing, fingerprints and relaxation (default: all cores)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the subsamples drawn for the formation-energy distances (%(default)s)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("property", help="predict a property (e.g. formation energy) from a crystal")
@@ -380,17 +416,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", help="prepared data folder (default: shipped MP-20, prepared once)")
     q.add_argument("--target", default="formation_energy_per_atom", help="CSV column to fit")
     q.add_argument(
-        "--representation", default="asymmetric_unit", choices=["asymmetric_unit", "full_cell"]
+        "--representation",
+        default="asymmetric_unit",
+        choices=["asymmetric_unit", "full_cell"],
+        help="crystal as the network sees it: one node per orbit or per atom (%(default)s)",
     )
     q.add_argument(
         "--no-symmetry", action="store_true", help="hide the site symmetries and the space group"
     )
-    q.add_argument("--epochs", type=int, default=40)
-    q.add_argument("--hidden-dim", type=int, default=128)
-    q.add_argument("--layers", type=int, default=3)
-    q.add_argument("--batch-size", type=int, default=64)
-    q.add_argument("--lr", type=float, default=1e-3)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--epochs", type=int, default=40, help="training epochs (%(default)s)")
+    q.add_argument("--hidden-dim", type=int, default=128, help="network width (%(default)s)")
+    q.add_argument("--layers", type=int, default=3, help="message-passing layers (%(default)s)")
+    q.add_argument("--batch-size", type=int, default=64, help="crystals per step (%(default)s)")
+    q.add_argument("--lr", type=float, default=1e-3, help="learning rate (%(default)s)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
     q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     q.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     q.set_defaults(func=_cmd_property_train)
@@ -401,17 +440,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_property_predict)
 
     p = sub.add_parser("relax", help="relax CIFs with CHGNet")
-    p.add_argument("cif_dir")
-    p.add_argument("--out", required=True)
+    p.add_argument("cif_dir", help="folder of .cif files (searched recursively)")
+    p.add_argument(
+        "--out", required=True, help="output folder: relaxed CIFs (same names) + relaxed.jsonl"
+    )
     p.add_argument("--keep-symmetry", action="store_true", help="ASE FixSymmetry constraint")
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--fmax", type=float, default=0.1)
+    p.add_argument(
+        "--steps", type=int, default=500, help="most FIRE steps per crystal (%(default)s)"
+    )
+    p.add_argument(
+        "--fmax",
+        type=float,
+        default=0.1,
+        help="converged when every force is below this, in eV/Å (%(default)s)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument(
         "--time-limit",
         type=float,
         default=600.0,
-        help="seconds per crystal before its relaxation is stopped as failed (0: no limit)",
+        help="seconds per crystal before its relaxation is stopped as failed (%(default)s; 0: "
+        "no limit)",
     )
     p.set_defaults(func=_cmd_relax)
     return parser

@@ -67,9 +67,21 @@ def test_sample_out_that_cannot_be_created(tmp_path, capsys):
         (["sample", "--n", "2", "--formula", "Li2Xx", "--out", "OUT"], "Xx"),
         (["sample", "--n", "2", "--repulsion", "9", "--out", "OUT"], "repulsion"),
         (["sample", "--n", "2", "--checkpoint", "missing.pt", "--out", "OUT"], "not found"),
+        (["sample", "--n", "2", "--guidance", "2", "--out", "OUT"], "guidance: 2.0 weighs"),
+        (["sample", "--n", "2", "--spacegroups", "Fm-3m:H", "--out", "OUT"], "no setting 'H'"),
+        (["sample", "--n", "2", "--formula", "Li100O100", "--out", "OUT"], "cell of 200 atoms"),
+        (["csp", "Li100O100", "--spacegroups", "P2_1/x", "--out", "OUT"], "P2_1/x"),
     ],
 )
 def test_bad_sampling_options(tmp_path, capsys, argv, expected):
     argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
     one_line_error(capsys, argv, expected)
     assert not (tmp_path / "out").exists()
+
+
+def test_property_predict_out_naming_a_directory(tmp_path, capsys):
+    # issue #35: IsADirectoryError after predicting; now refused before the model is read
+    (tmp_path / "cifs").mkdir()
+    (tmp_path / "taken").mkdir()
+    argv = ["property", "predict", str(tmp_path / "cifs"), "--model", "missing.pt"]
+    one_line_error(capsys, [*argv, "--out", str(tmp_path / "taken")], "is a directory")

@@ -5,7 +5,9 @@ import pytest
 
 from symmcd.errors import InputError, SymmcdError
 from symmcd.sampling.conditions import (
+    FEASIBILITY_STEPS,
     PositionSlot,
+    check_formula_size,
     element_allowed_mask,
     enumerate_templates,
     formula_templates,
@@ -18,6 +20,7 @@ from symmcd.sampling.conditions import (
     template_weights,
     top_k_spacegroups,
 )
+from symmcd.sampling.plan import plan_formula
 
 
 def test_parse_spacegroups_accepts_strings_ints_and_lists():
@@ -27,6 +30,39 @@ def test_parse_spacegroups_accepts_strings_ints_and_lists():
     assert parse_spacegroups(None) is None
     assert parse_spacegroups("Fm-3m,P6_3/mmc, p 63/m m c,Pnma") == (225, 194, 62)
     assert parse_spacegroups(["P-1", 2]) == (2,)
+
+
+def test_parse_spacegroups_accepts_settings_short_and_old_symbols():
+    # non-standard settings, setting suffixes, cubic symbols without the bar, pre-2002 glides
+    assert parse_spacegroups("P2_1/n, R-3m:H, Fm3m") == (14, 166, 225)
+    assert parse_spacegroups(["R-3m:R", "Fd-3m:1", "Fd-3m:2", "P4/nmm:2"]) == (166, 227, 129)
+    assert parse_spacegroups("Pbnm,Cmca,P 1 21/n 1,P12_1/c1,I2/a,Pa3,Ia3d,R3:R") == (
+        62, 64, 14, 15, 205, 230, 146,
+    )  # fmt: skip
+    assert parse_spacegroups("P-3,P3,P-1") == (147, 143, 2)  # bars kept where they matter
+
+
+def test_every_setting_symbol_names_its_own_group():
+    spglib = pytest.importorskip("spglib")
+    from symmcd.symmetry.tables import SG_SYMBOL, spacegroup_number
+
+    for number, symbol in enumerate(SG_SYMBOL, start=1):
+        assert spacegroup_number(str(symbol)) == number
+    for hall in range(1, 531):
+        kind = spglib.get_spacegroup_type(hall)
+        suffix = f":{kind.choice}" if kind.choice else ""
+        assert spacegroup_number(kind.international_full) == kind.number, kind.international_full
+        assert spacegroup_number(kind.international_short + suffix) == kind.number
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [("Fm3x", "unknown space-group symbol"), ("Fm-3m:H", "no setting 'H'"), ("R-3m:X", "H, R")],
+)
+def test_unknown_symbols_and_settings_are_one_line_errors(bad, expected):
+    with pytest.raises(InputError, match="spacegroups") as error:
+        parse_spacegroups(bad)
+    assert expected in str(error.value) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("bad", ["0", "231", "abc", [], "225,-1", 2.5])
@@ -52,9 +88,10 @@ def test_element_mask_rejects_elements_the_model_never_saw():
         element_allowed_mask(("Li", "U"), marginals)
 
 
-def test_parse_formula_reduces_and_validates():
+def test_parse_formula_keeps_counts_and_validates():
     assert parse_formula("LiFePO4") == {"Li": 1, "Fe": 1, "P": 1, "O": 4}
-    assert parse_formula("Na2Cl2") == {"Na": 1, "Cl": 1}
+    assert parse_formula("Na2Cl2") == {"Na": 2, "Cl": 2}  # never reduced silently
+    assert parse_formula("Li100O100") == {"Li": 100, "O": 100}
     for bad in ["Li0.5O", "Xx2O", "", "((("]:
         with pytest.raises(InputError, match="formula"):
             parse_formula(bad)
@@ -176,3 +213,62 @@ def test_position_log_probabilities_multiply_directions():
     log_p = position_log_probabilities(marginals, classes)
     assert log_p[0] == pytest.approx(15 * np.log(0.5))
     assert log_p[1] == pytest.approx(14 * np.log(0.5) + np.log(1 / 13))
+
+
+def test_a_formula_with_a_common_factor_is_the_exact_cell(tables):
+    # NaCl in lowest terms: any number of formula units; Na4Cl4 (and Na2Cl2): exactly that cell
+    free = formula_templates({"Na": 1, "Cl": 1}, [225], max_atoms=16, max_orbits=20)
+    assert {t.z for t in free[225]} == {4, 8}
+    exact = formula_templates({"Na": 4, "Cl": 4}, [225], max_atoms=16, max_orbits=20)
+    assert {t.z for t in exact[225]} == {1}
+    assert all(len(t.elements) == 2 for t in exact[225])  # 4a + 4b: Na4Cl4, never Na8Cl8
+    assert formula_templates({"Na": 2, "Cl": 2}, [225], max_atoms=16, max_orbits=20) == {}
+    assert "exact cell" in no_template_message({"Na": 2, "Cl": 2}, (225,), 16, 20)
+
+
+def test_formulas_beyond_the_model_limits_are_refused_at_once():
+    with pytest.raises(InputError, match="200 atoms, more than this model's limit of 80") as err:
+        check_formula_size({"Li": 100, "O": 100}, 80, 20)
+    assert "LiO" in str(err.value)  # the way out: the composition in lowest terms
+    with pytest.raises(InputError, match="81 atoms"):
+        check_formula_size({"Li": 80, "O": 1}, 80, 20)
+    with pytest.raises(InputError, match="3 elements"):
+        check_formula_size({"Li": 1, "Fe": 1, "O": 1}, 80, 2)
+    check_formula_size({"Li": 79, "O": 1}, 80, 20)
+
+
+def synthetic_statistics(max_atoms: int = 80, max_orbits: int = 20):
+    from symmcd.data.statistics import DatasetStatistics
+
+    return DatasetStatistics(
+        spacegroup_counts=np.ones(230),
+        num_orbits_counts=np.ones((230, max_orbits + 1)),
+        num_atoms_counts=np.ones((230, max_atoms + 1)),
+        element_counts=np.ones(100),
+        site_symmetry_counts=np.ones((230, 15, 13)),
+        k_mean=np.zeros(6),
+        k_std=np.ones(6),
+        num_crystals=230,
+    )
+
+
+def test_formula_search_over_all_groups_is_bounded(tables):
+    # Li79O took 17 s in group 10 alone and minutes over all groups (issue #35)
+    import time
+
+    started = time.perf_counter()
+    found = formula_templates(
+        {"Li": 79, "O": 1}, range(1, 231), 80, 20, max_templates=1, max_steps=FEASIBILITY_STEPS
+    )
+    plans = plan_formula(4, synthetic_statistics(), {"Li": 79, "O": 1}, None, rng())
+    # contrived: elements competing for the same fixed points
+    formula_templates({"Li": 7, "Na": 7, "K": 7, "Rb": 7, "O": 5}, range(1, 231), 80, 20, 1)
+    assert time.perf_counter() - started < 10
+    assert 10 not in found and found  # no template in P2/m, some elsewhere
+    assert all(sum(tables.WP_MULTIPLICITY[list(p.wyckoff_indices)]) == 80 for p in plans)
+    with pytest.raises(InputError, match="200 atoms"):
+        plan_formula(1, synthetic_statistics(), {"Li": 100, "O": 100}, None, rng())
+
+
+def rng():
+    return np.random.default_rng(0)

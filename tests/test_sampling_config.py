@@ -84,7 +84,8 @@ def test_cli_states_the_sampler_defaults():
 
     assert cli.DEFAULT_REPULSION == config.DEFAULT_REPULSION == SamplingConfig().repulsion
     assert cli.DEFAULT_CORRECTOR_STEPS == SamplingConfig().corrector_steps
-    assert cli.DEFAULT_GUIDANCE == config.DEFAULT_GUIDANCE == SamplingConfig().guidance
+    targeted = SamplingConfig(targets="band_gap=1.5")
+    assert cli.DEFAULT_GUIDANCE == config.DEFAULT_GUIDANCE == targeted.guidance
 
 
 def test_targets_and_guidance_are_checked_and_recorded():
@@ -96,3 +97,20 @@ def test_targets_and_guidance_are_checked_and_recorded():
         SamplingConfig(guidance=-1)
     with pytest.raises(InputError, match="NAME=VALUE"):
         SamplingConfig(targets="band_gap")
+
+
+def test_guidance_without_a_target_is_refused():
+    # issue #35: --guidance 2 without --target sampled unconditioned and recorded guidance 2.0
+    for weight in (2, 2.0, 1, 0):
+        with pytest.raises(InputError, match="guidance: .* there are none"):
+            SamplingConfig(guidance=weight)
+    assert SamplingConfig().guidance is None  # the default needs no target
+    assert SamplingConfig().to_dict()["guidance"] is None
+    targeted = SamplingConfig(targets="band_gap=1.5")
+    assert (
+        targeted.guidance == 2.0 and SamplingConfig(targets="band_gap=1", guidance=0).guidance == 0
+    )
+    untargeted = SamplingConfig.from_options(targeted, targets=None)  # drops the weight too
+    assert untargeted.targets is None and untargeted.guidance is None
+    with pytest.raises(InputError, match="guidance"):
+        SamplingConfig.from_options(targeted, targets=None, guidance=3)

@@ -126,6 +126,17 @@ def check_writable_parent(path: Path) -> None:
         raise InputError(f"out: cannot create {path}: {parent} is not writable")
 
 
+def check_writable_file(path: Path) -> None:
+    """InputError unless ``path`` names a file this process can write: not an existing folder,
+    and creatable (:func:`check_writable_parent`) or, if it exists, writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"out: {path} is a directory; give the path of a file to write")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"out: cannot write {path}: the file is not writable")
+    check_writable_parent(path)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """The records of a JSON-lines file; ``InputError`` naming the first bad line."""
     records = []

@@ -9,7 +9,6 @@ formula's element counts times z, with every orbit assigned one element.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,10 @@ from symmcd.symmetry.tables import NUM_SPACE_GROUPS as NUM_SPACEGROUPS
 from symmcd.symmetry.tables import spacegroup_number
 
 MAX_TEMPLATES_PER_GROUP = 1000
-MAX_SEARCH_STEPS = 200_000  # partial templates visited per group and z
+MAX_SEARCH_STEPS = 200_000  # partial templates visited per group (over all z)
+# the same for a feasibility test (one template per group) over all 230 groups: realistic
+# formulas find theirs within ~1,000 steps; contrived ones (Li7Na7K7Rb7O5) stay under a second
+FEASIBILITY_STEPS = 50_000
 
 
 # ---------------------------------------------------------------- space groups
@@ -151,7 +153,9 @@ def element_allowed_mask(
 
 
 def parse_formula(formula: str) -> dict[str, int]:
-    """Reduced integer element counts, e.g. 'LiFePO4' -> {'Li': 1, 'Fe': 1, 'P': 1, 'O': 4}."""
+    """Integer element counts as written, e.g. 'LiFePO4' -> {'Li': 1, 'Fe': 1, 'P': 1, 'O': 4},
+    'Li2O2' -> {'Li': 2, 'O': 2} (never reduced: see :func:`formula_units` for what a cell may
+    hold)."""
     text = str(formula).strip()
     try:
         composition = Composition(text)
@@ -165,9 +169,55 @@ def parse_formula(formula: str) -> dict[str, int]:
         raise InputError(f"formula: unknown element symbol(s) {', '.join(unknown)} in {formula!r}")
     if any(abs(amount - round(amount)) > 1e-8 or amount <= 0 for amount in amounts.values()):
         raise InputError(f"formula: {formula!r} must have positive integer counts")
-    counts = {symbol: int(round(amount)) for symbol, amount in amounts.items()}
-    divisor = functools.reduce(np.gcd, counts.values())
-    return {symbol: count // int(divisor) for symbol, count in counts.items()}
+    return {symbol: int(round(amount)) for symbol, amount in amounts.items()}
+
+
+def reduced_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The counts divided by their greatest common divisor (Li2O2 -> LiO)."""
+    divisor = int(functools.reduce(np.gcd, counts.values()))
+    return {symbol: count // divisor for symbol, count in counts.items()}
+
+
+def is_exact_cell(counts: dict[str, int]) -> bool:
+    """Whether a formula names a whole cell: its counts share a factor (Li2O2, Li100O100).
+    Such a formula is the exact content of the cell; one in lowest terms (LiFePO4) is a
+    composition that a cell may hold any whole number of times."""
+    return reduced_counts(counts) != counts
+
+
+def formula_units(counts: dict[str, int], max_atoms: int) -> range:
+    """The multiples z of `counts` a cell of at most `max_atoms` atoms may hold: 1..max for a
+    formula in lowest terms, only 1 for an exact cell (:func:`is_exact_cell`)."""
+    per_formula = sum(counts.values())
+    if per_formula <= 0:
+        return range(0)
+    if is_exact_cell(counts):
+        return range(1, 2) if per_formula <= max_atoms else range(0)
+    return range(1, max_atoms // per_formula + 1)
+
+
+def check_formula_size(counts: dict[str, int], max_atoms: int, max_orbits: int) -> None:
+    """InputError, at once, for a formula no cell within the model's limits can hold: more atoms
+    than `max_atoms` per cell, or more elements than `max_orbits` orbits."""
+    atoms = sum(counts.values())
+    name = formula_string(counts)
+    if atoms > max_atoms:
+        what = "a cell of" if is_exact_cell(counts) else "a formula unit of"
+        hint = (
+            f"; write the composition in lowest terms ({formula_string(reduced_counts(counts))}) "
+            "to let the model choose the cell"
+            if is_exact_cell(counts) and sum(reduced_counts(counts).values()) <= max_atoms
+            else ""
+        )
+        raise InputError(
+            f"formula: {name} is {what} {atoms} atoms, more than this model's limit of "
+            f"{max_atoms} atoms per conventional cell{hint}"
+        )
+    if len(counts) > max_orbits:
+        raise InputError(
+            f"formula: {name} has {len(counts)} elements, more than this model's limit of "
+            f"{max_orbits} orbits per crystal"
+        )
 
 
 def formula_string(counts: dict[str, int]) -> str:
@@ -207,84 +257,139 @@ def enumerate_templates(
     max_atoms: int,
     max_orbits: int,
     max_templates: int = MAX_TEMPLATES_PER_GROUP,
+    max_steps: int = MAX_SEARCH_STEPS,
 ) -> list[WyckoffTemplate]:
-    """All Wyckoff templates of a group holding `counts` times z atoms (z = 1, 2, ...).
+    """Wyckoff templates of a group holding `counts` times z atoms (z in :func:`formula_units`).
 
-    z runs while z * sum(counts) <= max_atoms; a template uses at most `max_orbits` orbits and
-    each fixed position at most once. Enumeration stops after `max_templates` templates (a
-    depth-first order that visits general positions first), which keeps low-symmetry groups fast.
+    A template uses at most `max_orbits` orbits and each fixed position at most once.
+    Enumeration stops after `max_templates` templates (a depth-first order that visits general
+    positions first) or `max_steps` partial templates visited over all z, whichever comes first;
+    branches that cannot be completed (an element count that the remaining positions cannot
+    make within the orbits left) are pruned before they are visited.
     """
-    per_formula = sum(counts.values())
-    if per_formula <= 0:
-        return []
     symbols = list(counts)
     ordered = sorted(slots, key=lambda slot: slot.index)
     found: list[WyckoffTemplate] = []
-    for z in range(1, max_atoms // per_formula + 1):
+    budget = _Budget(max_steps)
+    for z in formula_units(counts, max_atoms):
         targets = [counts[symbol] * z for symbol in symbols]
-        for choice in _fill_elements(ordered, targets, max_orbits, max_templates - len(found)):
+        choices = _fill_elements(ordered, targets, max_orbits, max_templates - len(found), budget)
+        for choice in choices:
             indices, elements = [], []
             for symbol, positions in zip(symbols, choice, strict=True):
                 indices.extend(positions)
                 elements.extend([symbol] * len(positions))
             found.append(WyckoffTemplate(spacegroup, tuple(indices), tuple(elements), z))
-        if len(found) >= max_templates:
+        if len(found) >= max_templates or budget.spent:
             break
     return found
 
 
+class _Budget:
+    """A count of partial templates visited; `spent` once `limit` is reached."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = int(limit), 0
+
+    @property
+    def spent(self) -> bool:
+        return self.used >= self.limit
+
+    def take(self) -> bool:
+        """Count one visit; False (visit refused) once the budget is spent."""
+        self.used += 1
+        return self.used <= self.limit
+
+
+_UNREACHABLE = 1 << 30
+
+
+def _fewest_orbits(slots: Sequence[PositionSlot], max_target: int) -> list[list[int]]:
+    """fewest[start][t]: the fewest orbits on slots[start:] whose multiplicities sum to t (each
+    fixed slot at most once), _UNREACHABLE if none; a dynamic programme over (start, t)."""
+    fewest = [[_UNREACHABLE] * (max_target + 1) for _ in range(len(slots) + 1)]
+    fewest[len(slots)][0] = 0
+    for start in range(len(slots) - 1, -1, -1):
+        row, below, m = fewest[start], fewest[start + 1], slots[start].multiplicity
+        for t in range(max_target + 1):
+            best = below[t]
+            if m <= t:
+                best = min(best, 1 + (below if slots[start].fixed else row)[t - m])
+            row[t] = best
+    return fewest
+
+
 def _fill_elements(
-    slots: Sequence[PositionSlot], targets: Sequence[int], max_orbits: int, limit: int
+    slots: Sequence[PositionSlot],
+    targets: Sequence[int],
+    max_orbits: int,
+    limit: int,
+    budget: _Budget | None = None,
 ) -> Iterator[tuple[tuple[int, ...], ...]]:
     """Yield per element a multiset of position indices whose multiplicities sum to its target.
 
-    At most `limit` choices are yielded and at most MAX_SEARCH_STEPS partial choices visited, so
-    formulas that nearly fit a low-symmetry group cannot make the search explode.
+    At most `limit` choices are yielded. Each element is given only the orbits that the later
+    elements can spare (their fewest possible orbits reserved), and a branch whose remaining
+    count the remaining positions cannot make within its orbits is cut (:func:`_fewest_orbits`,
+    which ignores the fixed positions used by earlier elements, so it never cuts a template);
+    a state (element, fixed positions used, orbits left) once found to lead nowhere is not
+    searched again; `budget` bounds the partial choices visited.
     """
-    produced = 0
-    visits = itertools.count()
+    budget = budget if budget is not None else _Budget(MAX_SEARCH_STEPS)
+    if limit <= 0 or not targets:
+        return
+    fewest = _fewest_orbits(slots, max(targets))
+    # reserve[e]: the fewest orbits elements e, e+1, ... need
+    reserve = [0] * (len(targets) + 1)
+    for element in range(len(targets) - 1, -1, -1):
+        reserve[element] = reserve[element + 1] + fewest[0][targets[element]]
+    if reserve[0] > max_orbits:
+        return
+    fixed_slots = {slot.index for slot in slots if slot.fixed}
+
+    def multisets(
+        target: int, used_fixed: frozenset[int], orbits_left: int, start: int
+    ) -> Iterator[tuple[int, ...]]:
+        if target == 0:
+            yield ()
+            return
+        if fewest[start][target] > orbits_left or not budget.take():
+            return
+        for offset in range(start, len(slots)):
+            slot = slots[offset]
+            if slot.multiplicity > target or (slot.fixed and slot.index in used_fixed):
+                continue
+            next_start = offset + 1 if slot.fixed else offset
+            for rest in multisets(
+                target - slot.multiplicity, used_fixed, orbits_left - 1, next_start
+            ):
+                yield (slot.index, *rest)
+
+    dead_ends: set[tuple[int, frozenset[int], int]] = set()  # states known to yield nothing
 
     def fill(element: int, used_fixed: frozenset[int], orbits_left: int) -> Iterator[tuple]:
         if element == len(targets):
             yield ()
             return
-        for positions in _multisets(slots, targets[element], used_fixed, orbits_left, 0):
-            if next(visits) >= MAX_SEARCH_STEPS:
-                return
-            fixed_here = frozenset(i for i in positions if slots_by_index[i].fixed)
-            for rest in fill(element + 1, used_fixed | fixed_here, orbits_left - len(positions)):
-                yield (positions, *rest)
-
-    slots_by_index = {slot.index: slot for slot in slots}
-    for choice in fill(0, frozenset(), max_orbits):
-        if produced >= limit:
+        state = (element, used_fixed, orbits_left)
+        if state in dead_ends:
             return
-        produced += 1
+        spare = orbits_left - reserve[element + 1]
+        found = False
+        for positions in multisets(targets[element], used_fixed, spare, 0):
+            if budget.spent:
+                return
+            fixed_here = frozenset(i for i in positions if i in fixed_slots)
+            for rest in fill(element + 1, used_fixed | fixed_here, orbits_left - len(positions)):
+                found = True
+                yield (positions, *rest)
+        if not found and not budget.spent:
+            dead_ends.add(state)
+
+    for produced, choice in enumerate(fill(0, frozenset(), max_orbits)):
         yield choice
-
-
-def _multisets(
-    slots: Sequence[PositionSlot],
-    target: int,
-    used_fixed: frozenset[int],
-    orbits_left: int,
-    start: int,
-) -> Iterator[tuple[int, ...]]:
-    """Non-decreasing sequences of position indices (from slots[start:]) summing to target."""
-    if target == 0:
-        yield ()
-        return
-    if orbits_left == 0:
-        return
-    for offset in range(start, len(slots)):
-        slot = slots[offset]
-        if slot.multiplicity > target or (slot.fixed and slot.index in used_fixed):
-            continue
-        next_start = offset + 1 if slot.fixed else offset
-        for rest in _multisets(
-            slots, target - slot.multiplicity, used_fixed, orbits_left - 1, next_start
-        ):
-            yield (slot.index, *rest)
+        if produced + 1 >= limit:
+            return
 
 
 def group_slots(spacegroup: int) -> tuple[PositionSlot, ...]:
@@ -304,11 +409,13 @@ def _cached_templates(
     max_atoms: int,
     max_orbits: int,
     max_templates: int,
+    max_steps: int,
 ) -> tuple[WyckoffTemplate, ...]:
     slots = group_slots(spacegroup)
-    return tuple(
-        enumerate_templates(spacegroup, slots, dict(counts), max_atoms, max_orbits, max_templates)
+    found = enumerate_templates(
+        spacegroup, slots, dict(counts), max_atoms, max_orbits, max_templates, max_steps
     )
+    return tuple(found)
 
 
 def formula_templates(
@@ -317,33 +424,39 @@ def formula_templates(
     max_atoms: int,
     max_orbits: int,
     max_templates: int = MAX_TEMPLATES_PER_GROUP,
+    max_steps: int = MAX_SEARCH_STEPS,
 ) -> dict[int, tuple[WyckoffTemplate, ...]]:
     """Templates per space group for a formula (groups without any template are left out).
 
-    Results are cached; `max_templates=1` is a fast feasibility test.
+    Results are cached; `max_templates=1, max_steps=FEASIBILITY_STEPS` is a fast feasibility
+    test (a group it finds feasible has templates under the default, larger budget too).
     """
     key = tuple(counts.items())
+    limits = (int(max_atoms), int(max_orbits), int(max_templates), int(max_steps))
     result = {}
     for spacegroup in spacegroups:
-        templates = _cached_templates(
-            int(spacegroup), key, int(max_atoms), int(max_orbits), int(max_templates)
-        )
+        templates = _cached_templates(int(spacegroup), key, *limits)
         if templates:
             result[int(spacegroup)] = templates
     return result
 
 
 def no_template_message(
-    counts: dict[str, int], spacegroups: Sequence[int] | None, max_atoms: int
+    counts: dict[str, int],
+    spacegroups: Sequence[int] | None,
+    max_atoms: int,
+    max_orbits: int | None = None,
 ) -> str:
     """The one-line error for a formula that no Wyckoff template can hold."""
     if spacegroups is None:
         where = "any space group"
     else:
         where = "space groups " + ",".join(str(sg) for sg in spacegroups)
+    orbits = f" and {max_orbits} orbits" if max_orbits is not None else ""
+    cell = "as the exact cell content " if is_exact_cell(counts) else ""
     return (
         f"formula: no Wyckoff template in {where} can hold {formula_string(counts)} "
-        f"within {max_atoms} atoms"
+        f"{cell}within {max_atoms} atoms{orbits}"
     )
 
 

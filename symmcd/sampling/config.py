@@ -39,8 +39,11 @@ class SamplingConfig:
 
     Conditions: ``spacegroups`` (numbers or symbols) or ``top_k_spacegroups`` (the K most
     common training groups) restrict the groups, drawn in proportion to the training
-    distribution; ``elements`` restricts the element chains to a set; ``formula`` fixes the
-    composition exactly through Wyckoff templates.
+    distribution (symbols in any setting: ``"P2_1/n"``, ``"R-3m:H"``, ``"Fm3m"``); ``elements``
+    restricts the element chains to a set; ``formula`` fixes the composition exactly through
+    Wyckoff templates: a formula in lowest terms (``"LiFePO4"``) any whole number of times per
+    cell, one whose counts share a factor (``"Li4O4"``) as the exact cell content; a formula
+    beyond the model's cells (atoms, orbits) is refused.
 
     Sampler: ``steps`` denoising steps (default: the checkpoint's ``sampling_steps``), in
     batches of ``batch_size``, from ``seed``; ``precision`` "bf16", "32" or "auto" (bf16 where
@@ -59,7 +62,9 @@ class SamplingConfig:
     condition the network, and each crystal's space group and size are drawn from training
     crystals near the targets; ``guidance`` weighs the conditional against the unconditional
     prediction (classifier-free guidance: 1 = the conditional model, one network call per step;
-    above 1 pushes harder toward the target at two calls per step; 0 = unconditional).
+    above 1 pushes harder toward the target at two calls per step; 0 = unconditional; default
+    ``DEFAULT_GUIDANCE`` with targets, None without: a guidance weight without targets is an
+    error, since it would change nothing).
     """
 
     spacegroups: tuple[int, ...] | None = None
@@ -77,7 +82,7 @@ class SamplingConfig:
     charge_balanced: bool = False
     repulsion: float = DEFAULT_REPULSION
     targets: tuple[tuple[str, float], ...] | None = None
-    guidance: float = DEFAULT_GUIDANCE
+    guidance: float | None = None  # DEFAULT_GUIDANCE when there are targets
 
     def __post_init__(self) -> None:
         groups = conditions.parse_spacegroups(self.spacegroups)
@@ -114,8 +119,8 @@ class SamplingConfig:
             ),
             "repulsion": checked_float("repulsion", self.repulsion, 0.0, MAX_REPULSION, " (Å)"),
             "targets": conditions.parse_targets(self.targets),
-            "guidance": checked_float("guidance", self.guidance, *GUIDANCE_RANGE),
         }
+        normalised["guidance"] = checked_guidance(self.guidance, normalised["targets"])
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
 
@@ -127,6 +132,8 @@ class SamplingConfig:
         unknown = sorted(set(options) - known)
         if unknown:
             raise InputError(f"unknown sampling option(s): {', '.join(unknown)}")
+        if base is not None and "targets" in options and not options["targets"]:
+            options.setdefault("guidance", None)  # the weight of targets that are dropped
         return replace(base, **options) if base is not None else cls(**options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +144,21 @@ class SamplingConfig:
         }
         plain["targets"] = dict(self.targets) if self.targets else None
         return plain
+
+
+def checked_guidance(guidance, targets) -> float | None:
+    """The guidance weight of a run: DEFAULT_GUIDANCE when unset with targets, None when unset
+    without; InputError for a weight given without targets (it would be recorded but do nothing)
+    or outside GUIDANCE_RANGE."""
+    if guidance is None:
+        return DEFAULT_GUIDANCE if targets else None
+    value = checked_float("guidance", guidance, *GUIDANCE_RANGE)
+    if not targets:
+        raise InputError(
+            f"guidance: {guidance!r} weighs property targets, and there are none; add a target "
+            "such as --target formation_energy_per_atom=-2.5 or leave guidance out"
+        )
+    return value
 
 
 def checked_int(name: str, value, minimum: int) -> int:

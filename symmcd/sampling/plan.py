@@ -65,12 +65,19 @@ def plan_formula(
     spacegroups: Sequence[int] | None,
     rng: np.random.Generator,
 ) -> list[CrystalPlan]:
-    """n plans whose templates hold the formula exactly (InputError when none can)."""
+    """n plans whose templates hold the formula exactly (InputError when none can): a formula
+    in lowest terms any whole number of times, one with a common factor (Li2O2) as the exact
+    cell content (``conditions.formula_units``); never more atoms than the model's cells."""
     candidates = spacegroups if spacegroups is not None else conditions.all_spacegroups()
     limits = (statistics.max_atoms, statistics.max_orbits)
-    feasible = sorted(conditions.formula_templates(counts, candidates, *limits, max_templates=1))
+    conditions.check_formula_size(counts, *limits)
+    feasible = sorted(
+        conditions.formula_templates(
+            counts, candidates, *limits, max_templates=1, max_steps=conditions.FEASIBILITY_STEPS
+        )
+    )
     if not feasible:
-        raise InputError(conditions.no_template_message(counts, spacegroups, statistics.max_atoms))
+        raise InputError(conditions.no_template_message(counts, spacegroups, *limits))
     weights = conditions.spacegroup_weights(statistics.spacegroup_distribution(), feasible)
     drawn = rng.choice(np.arange(1, 231), size=n, p=weights)
     found = conditions.formula_templates(counts, sorted(set(drawn.tolist())), *limits)

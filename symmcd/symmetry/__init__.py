@@ -1,7 +1,8 @@
 """The exact crystallographic core: space-group tables, encodings, k-vectors, Wyckoff positions.
 
 Everything here is numpy/scipy only, except ``asymmetric_unit`` (spglib, pymatgen), which is
-imported lazily.
+imported lazily, and ``tables.spacegroup_number``, which asks spglib's offline Hall tables for
+symbols in non-standard settings (``P2_1/n``, ``R-3m:H``) on first need.
 """
 
 from symmcd.symmetry.lattice import (

@@ -1,0 +1,51 @@
+"""The command line documents itself: every option of every subcommand has a help text, and
+`relax` prints its summary as JSON."""
+
+import argparse
+import json
+
+from symmcd import cli
+
+
+def subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(path, parser) of the parser and every subcommand below it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from subcommands(sub, (*path, name))
+
+
+def test_every_option_of_every_subcommand_has_help():
+    missing = []
+    for path, parser in subcommands(cli.build_parser()):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if not (action.help or "").strip():
+                missing.append(
+                    f"symmcd {' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+                )
+    assert not missing, missing
+
+
+def test_help_states_the_defaults_of_numeric_options():
+    parser = cli.build_parser()
+    for path, sub in subcommands(parser):
+        for action in sub._actions:
+            numeric = action.type in (int, float) and action.default not in (None, 0)
+            if numeric and action.option_strings:
+                text = action.help % {"default": action.default} if action.help else ""
+                stated = (str(action.default), f"{action.default:g}")
+                assert any(value in text for value in stated), (path, action.option_strings, text)
+        sub.format_help()  # every %(default)s expands
+
+
+def test_relax_prints_its_summary_as_json(tmp_path, capsys, monkeypatch):
+    import symmcd.evaluation
+
+    summary = {"n": 2, "relaxed": 0, "failed": 2, "converged": 0, "mean_steps": float("nan")}
+    monkeypatch.setattr(symmcd.evaluation, "relax_dir", lambda *args, **kwargs: summary)
+    assert cli.main(["relax", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {**summary, "mean_steps": None}
