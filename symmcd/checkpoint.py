@@ -9,6 +9,7 @@ file holds plain dicts, lists, numbers, strings and tensors only, so it loads wi
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt" 
 CONDITIONED_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("conditioned.pt")
 CHECKPOINT_FORMAT = "symmcd-model"
 FORMAT_VERSION = 1
+# torch's message when weights_only refuses a pickled object, and the class it names
+WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
+UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 EMA_PREFIX = "ema.shadow."
 RAW_PREFIX = "model."
 
@@ -111,13 +116,23 @@ def _as_float32(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def read_torch_file(path: Path, what: str = "checkpoint") -> Any:
     """``torch.load`` with safe unpickling; every failure becomes a CheckpointError naming
-    ``what`` the file was meant to be."""
+    ``what`` the file was meant to be: a pickled object that safe loading refuses, or a file
+    that is not a readable torch file (corrupt, truncated, foreign). Plain text, one line."""
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
     try:
         return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        detail = str(exc).splitlines()[0] if str(exc) else ""
+        text = ANSI_ESCAPE.sub("", str(exc))
+        if text.startswith(WEIGHTS_ONLY_REFUSAL):
+            found = UNSUPPORTED_GLOBAL.search(text)
+            holds = f" (it holds {found.group(1)})" if found else ""
+            raise CheckpointError(
+                f"cannot read {what} {path}: it is a pickled Python object{holds}, which safe "
+                "loading (weights_only) refuses, since unpickling it could run arbitrary code; "
+                "symmcd reads files of plain tensors and values only"
+            ) from None
+        detail = text.splitlines()[0].split(". ")[0].strip() if text else ""
         # unpickling junk yields bare numbers or opcodes as messages: say what it means instead
         reason = detail if len(detail) > 12 and not detail.isdigit() else type(exc).__name__
         raise CheckpointError(

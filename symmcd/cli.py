@@ -20,6 +20,58 @@ from symmcd.errors import InputError, SymmcdError
 DEFAULT_REPULSION = 1.0
 DEFAULT_CORRECTOR_STEPS = 0
 DEFAULT_GUIDANCE = 2.0
+# = symmcd.sampling.writers.FORMATS (restated so that a bad --format is refused before torch)
+SAMPLE_FORMATS = ("cif", "extxyz", "poscar")
+
+# integer options checked right after parsing, before any command imports torch (seconds):
+# option dest -> smallest allowed value; None (not given) is always allowed
+INTEGER_MINIMUMS = {
+    "n": 1,
+    "steps": 1,
+    "batch_size": 1,
+    "seed": 0,
+    "max_attempts": 1,
+    "corrector_steps": 0,
+    "top_k_spacegroups": 1,
+    "threads": 1,
+    "workers": 1,
+    "relax": 0,
+}
+CHECKED_COMMANDS = ("sample", "csp", "evaluate", "relax")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit status 2), like every other."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The checks that need no package code (integer ranges, output formats), run before a
+    command imports torch, so a mistyped option is refused at once; InputError naming it."""
+    if args.command not in CHECKED_COMMANDS:
+        return
+    for dest, minimum in INTEGER_MINIMUMS.items():
+        value = getattr(args, dest, None)
+        if value is None or value >= minimum:
+            continue
+        kind = "positive" if minimum == 1 else "non-negative"
+        if dest == "threads":  # the wording of sampling's torch_threads
+            raise InputError(f"threads must be a positive integer, got {value}")
+        raise InputError(f"--{dest.replace('_', '-')}: {value} must be a {kind} integer")
+    if args.command == "sample":
+        unknown = [item.lower() for item in args.format if item.lower() not in SAMPLE_FORMATS]
+        if unknown or not args.format:
+            bad = ", ".join(unknown) if unknown else "(none)"
+            raise InputError(
+                f"format: unknown output format {bad}; choose from {', '.join(SAMPLE_FORMATS)}"
+            )
+    if args.command == "relax":
+        if not args.fmax > 0:
+            raise InputError(f"--fmax: {args.fmax} must be a positive force in eV/Å")
+        if args.time_limit < 0:
+            raise InputError(f"--time-limit: {args.time_limit} must be 0 (no limit) or more")
 
 
 def _str_list(text: str) -> list[str]:
@@ -120,6 +172,8 @@ def _cmd_csp(args: argparse.Namespace) -> None:
             spacegroups=args.spacegroups,
             seed=args.seed,
             steps=args.steps,
+            templates=args.templates,
+            refine_start=args.refine_start,
         )
 
 
@@ -136,7 +190,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         seed=args.seed,
         relax_symmetric=args.relax_symmetric,
         coverage=args.coverage,
+        overwrite=args.overwrite,
     )
+    report_skipped(metrics.get("n_unreadable", 0), metrics.get("n", 0), Path(args.out))
     width = max(len(key) for key in metrics)
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value}")
@@ -153,8 +209,20 @@ def _cmd_relax(args: argparse.Namespace) -> None:
         fmax=args.fmax,
         workers=args.workers,
         time_limit=args.time_limit or None,
+        overwrite=args.overwrite,
     )
+    report_skipped(summary.get("unreadable", 0), summary.get("n", 0), Path(args.out))
     print(json.dumps(_json_ready(summary), indent=2))
+
+
+def report_skipped(skipped: int, total: int, out: Path) -> None:
+    """One line on stderr when some inputs could not be read (listed in OUT/skipped.csv)."""
+    if skipped:
+        print(
+            f"skipped {skipped} of {total} input(s) that could not be read; file and reason of "
+            f"each in {out / 'skipped.csv'}",
+            file=sys.stderr,
+        )
 
 
 def _json_ready(value):
@@ -203,11 +271,16 @@ def _cmd_property_predict(args: argparse.Namespace) -> None:
     check_writable_file(out)
     frame = predict_cifs(Path(args.model), Path(args.input))
     frame.to_csv(out, index=False)
-    print(f"wrote {len(frame)} rows to {out}")
+    skipped = int(frame["reason"].notna().sum()) if "reason" in frame.columns else 0
+    print(
+        f"wrote {len(frame) - skipped} predictions"
+        + (f" and {skipped} skipped crystals (with their reason)" if skipped else "")
+        + f" to {out}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="symmcd",
         description="Generate symmetric inorganic crystals by diffusion over the asymmetric unit.",
     )
@@ -282,7 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; same seed, same crystals (%(default)s)"
     )
-    p.add_argument("--format", type=_str_list, default=["cif"], help="cif and/or extxyz")
+    p.add_argument(
+        "--format",
+        type=_str_list,
+        default=["cif"],
+        help="output formats, comma-separated: cif (cifs/), extxyz (samples.extxyz), poscar "
+        "(poscar/, one POSCAR per crystal); default cif",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
         "--precision",
@@ -361,12 +440,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(
-        "csp", help="structure prediction: candidates of given compositions, ranked by energy"
+        "csp",
+        help="structure prediction: known structures of the stoichiometry with the elements "
+        "substituted, refined by the network, ranked by CHGNet energy",
     )
     p.add_argument("formulas", nargs="+", metavar="FORMULA", help="e.g. LiFePO4 NaCl")
     p.add_argument("--n", type=int, default=20, help="candidates per formula (20)")
     p.add_argument("--out", required=True, help="output folder (CIFs + ranking.csv)")
     p.add_argument("--relax", action="store_true", help="relax each candidate with CHGNet")
+    p.add_argument(
+        "--templates",
+        help="known structures to retrieve templates from: a folder of CIFs, a CIF or a CSV "
+        "with a cif column (default: the shipped MP-20 train + val splits)",
+    )
+    p.add_argument(
+        "--refine-start",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="refine each template by denoising from F x the trained steps (%(default)s; 0: "
+        "use the templates as retrieved)",
+    )
     p.add_argument("--spacegroups", type=_str_list, help="restrict the groups, e.g. 62,194 or Pnma")
     p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
@@ -381,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="CSV of CIFs (default: shipped MP-20 test split)")
     p.add_argument("--train", nargs="+", help="training CSV(s) for novelty (default: MP-20)")
     p.add_argument("--out", required=True, help="output folder (metrics.json, report.html)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--relax", type=int, default=0, help="relax N samples with CHGNet")
     p.add_argument(
         "--no-symmetric-relax",
@@ -444,7 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="output folder: relaxed CIFs (same names) + relaxed.jsonl"
     )
-    p.add_argument("--keep-symmetry", action="store_true", help="ASE FixSymmetry constraint")
+    p.add_argument(
+        "--keep-symmetry",
+        action="store_true",
+        help="ASE FixSymmetry constraint; the relaxed CIFs are written in the kept space group",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
         "--steps", type=int, default=500, help="most FIRE steps per crystal (%(default)s)"
     )
@@ -470,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_arguments(args)
         args.func(args)
     except SymmcdError as err:
         print(f"symmcd {args.command}: error: {err}", file=sys.stderr)

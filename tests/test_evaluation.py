@@ -335,6 +335,9 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["valid"] == metrics["valid"]
     assert (out / "unreadable.txt").read_text().split() == ["broken0.cif"]
+    skipped = pd.read_csv(out / "skipped.csv")  # issue #35: each unreadable input and why
+    assert skipped["file"].tolist() == ["broken0.cif"]
+    assert skipped["reason"].str.len().gt(0).all()
     assert pd.read_csv(out / "per_sample.csv")["struct_valid_1A"].tolist() == [True] * 4 + [False]
     for name in (
         "report.html",

@@ -122,6 +122,10 @@ def test_predict_cli_writes_rows_and_reports_unreadable(prepared, tmp_path, caps
         )
         == 0
     )
+    printed = capsys.readouterr()
+    # issue #35: no message points into the temporary folder, deleted before it is read
+    assert "symmcd-property-" not in printed.out + printed.err
+    assert "3 predictions and 1 skipped" in printed.out
     table = pd.read_csv(out)
     assert len(table) == 4
     assert table[TARGET].notna().sum() == 3

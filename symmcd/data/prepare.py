@@ -215,12 +215,16 @@ def prepare_dataset(
     symprec: float = 0.1,
     workers: int | None = None,
     overwrite: bool = False,
+    verbose: bool = True,
 ) -> dict:
     """Prepare every split of ``sources`` (split name -> CSVs / CIF folders) into ``out_dir``.
 
     A split whose cache is current (same format version, inputs and symprec) is reused unless
-    ``overwrite``. Returns the summary also written to ``out_dir/prepare.json``.
+    ``overwrite``. Returns the summary also written to ``out_dir/prepare.json``. ``verbose``
+    prints what was kept and skipped and where (off for a temporary ``out_dir``, whose paths
+    would point at files that are gone by the time the user reads them).
     """
+    say = print if verbose else _quiet
     sources = _check_sources(sources)
     if not symprec > 0:
         raise InputError(f"symprec must be positive, got {symprec}")
@@ -238,7 +242,7 @@ def prepare_dataset(
         if existing is not None:
             caches[split] = existing
             num_skipped = _count_rows(skipped_path)
-            print(f"{split}: reusing {cache_path} ({len(existing)} crystals)")
+            say(f"{split}: reusing {cache_path} ({len(existing)} crystals)")
         else:
             rows = [row for path in paths for row in iter_records(path)]
             kept, skipped = prepare_rows(rows, symprec, workers, desc=split)
@@ -246,7 +250,7 @@ def prepare_dataset(
             caches[split].save(cache_path)
             write_skipped(skipped_path, skipped)
             num_skipped = len(skipped)
-            print(f"{split}: kept {len(kept)}, skipped {num_skipped} (see {skipped_path})")
+            say(f"{split}: kept {len(kept)}, skipped {num_skipped} (see {skipped_path})")
         summary["splits"][split] = {
             "sources": [str(p) for p in paths],
             "cache": str(cache_path),
@@ -260,10 +264,10 @@ def prepare_dataset(
         save_statistics(statistics, out_dir / STATISTICS_FILE)
         summary["statistics"] = str(out_dir / STATISTICS_FILE)
     else:
-        print("no non-empty train split: statistics.json not written")
+        say("no non-empty train split: statistics.json not written")
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     splits = summary["splits"].values()
-    print(
+    say(
         f"prepared {sum(s['kept'] for s in splits)} crystals, "
         f"skipped {sum(s['skipped'] for s in splits)} ("
         + ", ".join(
@@ -273,6 +277,10 @@ def prepare_dataset(
         + f") in {out_dir}"
     )
     return summary
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    """``print`` that prints nothing."""
 
 
 def _count_rows(skipped_path: Path) -> int:

@@ -1,7 +1,8 @@
 """``evaluate``: every metric of the field for a folder (or CSV) of generated crystals.
 
 Writes ``OUT/metrics.json`` (flat keys, see ``symmcd/evaluation/__init__.py``),
-``OUT/per_sample.csv``, ``OUT/unreadable.txt`` and ``OUT/report.html`` with its PNGs.
+``OUT/per_sample.csv``, ``OUT/unreadable.txt``, ``OUT/skipped.csv`` (each unreadable sample and
+why) and ``OUT/report.html`` with its PNGs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from symmcd.data.io import check_writable_parent
+from symmcd.data.io import check_out_dir, staged_dir, unlock_out_dir
 from symmcd.errors import InputError
 from symmcd.evaluation import coverage as cov
 from symmcd.evaluation.distributions import (
@@ -54,6 +55,7 @@ from symmcd.evaluation.validity import (
 )
 
 WDIST_MAX_SAMPLES = 1000
+SKIPPED_FILE = "skipped.csv"
 
 
 def set_digest(crystals: CrystalSet) -> str | None:
@@ -246,24 +248,78 @@ def evaluate(
     report: bool = True,
     relax_symmetric: bool = True,
     coverage: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Compute all metrics of ``samples`` against REF/TRAIN, write them and the report to
     ``out_dir`` and return the metrics dictionary. ``relax`` valid samples are relaxed with
     CHGNet freely and, with ``relax_symmetric``, also keeping their symmetry (``*_fixsym``).
     ``coverage=False`` skips the CrystalNN fingerprints (most of an unrelaxed evaluation's time)
-    and leaves COV-R / COV-P out (``None``)."""
+    and leaves COV-R / COV-P out (``None``). ``out_dir`` follows the rule of every output
+    folder (``symmcd.data.io.check_out_dir``): a non-empty one needs ``overwrite``, and it is
+    written in full or not at all. Unreadable samples are listed with their reason in
+    ``skipped.csv`` (they stay in every denominator); none readable at all is an InputError."""
     started = time.perf_counter()
     samples_path, reference_path, train_paths = resolve_inputs(samples, reference, train)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"out: {out_dir} exists and is not a directory")
-    check_writable_parent(out_dir)
-    sample_set = load_samples(samples_path, workers, progress)
+    out = check_out_dir(out_dir, overwrite)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"out: cannot create {out_dir}: {error.strerror or error}") from None
-    (out_dir / "unreadable.txt").write_text("".join(f"{n}\n" for n in sample_set.unreadable))
+        sample_set = load_samples(samples_path, workers, progress)
+        check_some_readable(sample_set, samples_path)
+    except BaseException:
+        unlock_out_dir(out)
+        raise
+    with staged_dir(out) as folder:
+        return _evaluate_into(
+            folder,
+            sample_set,
+            samples_path,
+            reference_path,
+            train_paths,
+            relax,
+            workers,
+            seed,
+            progress,
+            report,
+            relax_symmetric,
+            coverage,
+            started,
+        )
+
+
+def check_some_readable(crystals: CrystalSet, source: Path) -> None:
+    """InputError when not one entry of ``crystals`` could be read: metrics of nothing would
+    all be 0.0. Names the first entry and its reason."""
+    if len(crystals) and len(crystals.unreadable) == len(crystals):
+        first = crystals.unreadable[0]
+        reason = crystals.reasons.get(first, "unreadable CIF")
+        raise InputError(
+            f"none of the {len(crystals)} input(s) in {source} can be read (first: {first}: "
+            f"{reason}); nothing to evaluate"
+        )
+
+
+def write_skipped(folder: Path, crystals: CrystalSet) -> None:
+    """``unreadable.txt`` (names) and ``skipped.csv`` (file, reason) of the unreadable entries."""
+    (folder / "unreadable.txt").write_text("".join(f"{n}\n" for n in crystals.unreadable))
+    crystals.skipped_table().to_csv(folder / SKIPPED_FILE, index=False)
+
+
+def _evaluate_into(
+    out_dir: Path,
+    sample_set: CrystalSet,
+    samples_path: Path,
+    reference_path: Path,
+    train_paths: list[Path],
+    relax: int,
+    workers: int | None,
+    seed: int,
+    progress: bool,
+    report: bool,
+    relax_symmetric: bool,
+    coverage: bool,
+    started: float,
+) -> dict:
+    """The body of :func:`evaluate`, writing into ``out_dir`` (the staging folder)."""
+    write_skipped(out_dir, sample_set)
 
     timings: dict[str, float] = {}
 

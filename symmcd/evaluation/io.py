@@ -57,6 +57,7 @@ class CrystalSet:
     requested_spacegroups: list[int | None] = field(default_factory=list)
     formation_energies: np.ndarray | None = None  # DFT eV/atom where the file carries them
     source: Path | None = None
+    reasons: dict[str, str] = field(default_factory=dict)  # name -> why it is unreadable
 
     def __len__(self) -> int:
         return len(self.structures)
@@ -65,6 +66,36 @@ class CrystalSet:
     def unreadable(self) -> list[str]:
         """Names of the entries whose structure could not be parsed."""
         return [n for n, s in zip(self.names, self.structures, strict=True) if s is None]
+
+    def skipped_table(self) -> pd.DataFrame:
+        """One row (file, reason) per unreadable entry, in file order."""
+        names = self.unreadable
+        reasons = [self.reasons.get(name, "unreadable CIF") for name in names]
+        return pd.DataFrame({"file": names, "reason": reasons}, columns=["file", "reason"])
+
+
+def unreadable_reasons(
+    names: Sequence[str], texts: Sequence[str], structures: Sequence[Structure | None]
+) -> dict[str, str]:
+    """Why each entry that parsed to None is unreadable (the StructureError of
+    ``read_structure``; re-parsed here, in-process: only the unreadable ones)."""
+    reasons = {}
+    for name, text, structure in zip(names, texts, structures, strict=True):
+        if structure is None:
+            reasons[name] = unreadable_reason(text)
+    return reasons
+
+
+def unreadable_reason(text: str) -> str:
+    """The reason ``read_structure`` refuses a CIF text (without a name prefix)."""
+    if not text:
+        return "missing, unreadable or empty file"
+    try:
+        read_structure(text, "CIF")
+    except StructureError as error:
+        message = str(error)
+        return message[len("CIF: ") :] if message.startswith("CIF: ") else message
+    return "unreadable CIF"
 
 
 def file_digest(paths: Path | list[Path]) -> str:
@@ -142,7 +173,8 @@ def read_csv_of_cifs(
     else:
         structures = parse_cifs(texts, workers, progress, f"read {path.name}")
     requested = [None] * len(frame)
-    return CrystalSet(names, structures, requested, energies, path)
+    reasons = {} if lazy else unreadable_reasons(names, texts, structures)
+    return CrystalSet(names, structures, requested, energies, path, reasons)
 
 
 def read_sample_folder(
@@ -162,7 +194,8 @@ def read_sample_folder(
         raise InputError(f"no samples found in {folder} (no samples.jsonl entries, no .cif files)")
     texts = [read_text_or_empty(folder / name) for name in names]
     structures = parse_cifs(texts, workers, progress, f"read {folder.name}")
-    return CrystalSet(names, structures, requested, None, folder)
+    reasons = unreadable_reasons(names, texts, structures)
+    return CrystalSet(names, structures, requested, None, folder, reasons)
 
 
 def _as_int_or_none(value: object) -> int | None:
@@ -181,7 +214,10 @@ def load_samples(path: Path, workers: int | None = None, progress: bool = False)
     if path.is_file() and path.name.endswith((".csv", ".csv.gz")):
         return read_csv_of_cifs(path, workers, progress)
     if path.is_file() and path.suffix == ".cif":
-        return CrystalSet([path.name], [read_cif_file(path)], [None], None, path)
+        text = read_text_or_empty(path)
+        structures = [parse_cif(text)]
+        reasons = unreadable_reasons([path.name], [text], structures)
+        return CrystalSet([path.name], structures, [None], None, path, reasons)
     raise InputError(f"samples not found or not a folder/CSV/CIF: {path}")
 
 

@@ -20,13 +20,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.io.cif import CifWriter
 from tqdm import tqdm
 
+from symmcd.data.io import check_out_dir, staged_dir, unlock_out_dir
 from symmcd.errors import InputError
 from symmcd.evaluation.formation_energy import formation_energy_from_energy, load_chgnet
-from symmcd.evaluation.io import parse_cifs, read_text_or_empty
+from symmcd.evaluation.io import parse_cifs, read_text_or_empty, unreadable_reasons
 from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
 from symmcd.evaluation.workers import default_workers, worker_pool
@@ -38,6 +41,7 @@ DEFAULT_TIME_LIMIT = 600.0  # seconds per crystal; a typical MP-20-sized one tak
 # a pool that gives no result for this long (x the time limit, + seconds) has a hung worker
 WATCHDOG_FACTOR = 1.5
 WATCHDOG_GRACE = 120.0
+SKIPPED_FILE = "skipped.csv"  # unreadable input CIFs: file, reason
 
 
 class CellBlewUp(RuntimeError):
@@ -281,44 +285,88 @@ def relax_dir(
     progress: bool = True,
     workers: int | None = None,
     time_limit: float | None = DEFAULT_TIME_LIMIT,
+    overwrite: bool = False,
 ) -> dict:
     """Relax every CIF of ``cif_dir`` into ``out_dir`` (same names) + ``relaxed.jsonl``, over
     ``workers`` processes (default: all cores), each crystal within ``time_limit`` seconds.
+    With ``keep_symmetry`` the CIFs are written in the kept space group (symmetrised at the
+    tolerance of the constraint), else in P1.
 
-    Returns a summary: counts of crystals, converged and failed ones, mean steps and seconds.
+    ``out_dir`` follows the rule of every output folder (``symmcd.data.io.check_out_dir``): a
+    non-empty one needs ``overwrite``; it is written in full or not at all. CIFs that cannot be
+    read are listed with their reason in ``skipped.csv``; none readable is an InputError.
+    Returns a summary: counts of crystals, unreadable, converged and failed ones, mean steps and
+    seconds.
     """
-    cif_dir, out_dir = Path(cif_dir), Path(out_dir)
+    cif_dir = Path(cif_dir)
     if not cif_dir.is_dir():
         raise InputError(f"not a folder of CIFs: {cif_dir}")
     files = sorted(p for p in cif_dir.rglob("*.cif") if p.is_file())
     if not files:
         raise InputError(f"no .cif files in {cif_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = [str(path.relative_to(cif_dir)) for path in files]
-    structures = parse_cifs([read_text_or_empty(path) for path in files], workers, progress)
+    out = check_out_dir(out_dir, overwrite)
+    try:
+        names = [str(path.relative_to(cif_dir)) for path in files]
+        texts = [read_text_or_empty(path) for path in files]
+        structures = parse_cifs(texts, workers, progress)
+        reasons = unreadable_reasons(names, texts, structures)
+        if len(reasons) == len(names):
+            first = names[0]
+            raise InputError(
+                f"none of the {len(names)} CIF(s) in {cif_dir} can be read (first: {first}: "
+                f"{reasons[first]}); nothing to relax"
+            )
+    except BaseException:
+        unlock_out_dir(out)
+        raise
     readable = [i for i, structure in enumerate(structures) if structure is not None]
     records: list[dict] = [
-        {"file": name, "keep_symmetry": keep_symmetry, "error": "unreadable"} for name in names
+        {
+            "file": name,
+            "keep_symmetry": keep_symmetry,
+            "error": "unreadable",
+            "reason": reasons[name],
+        }
+        if name in reasons
+        else {}
+        for name in names
     ]
-    results = relax_many(
-        [structures[i] for i in readable],
-        keep_symmetry,
-        steps,
-        fmax,
-        workers,
-        progress,
-        time_limit=time_limit,
-    )
-    for i, result in zip(readable, results, strict=True):
-        if result.structure is not None:
-            target = out_dir / names[i]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            result.structure.to(filename=str(target), fmt="cif")
-        records[i] = result_record(names[i], result, keep_symmetry)
-    with open(out_dir / "relaxed.jsonl", "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
-    return summarize_relaxations(records)
+    with staged_dir(out) as folder:
+        results = relax_many(
+            [structures[i] for i in readable],
+            keep_symmetry,
+            steps,
+            fmax,
+            workers,
+            progress,
+            time_limit=time_limit,
+        )
+        for i, result in zip(readable, results, strict=True):
+            if result.structure is not None:
+                target = folder / names[i]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(relaxed_cif(result.structure, keep_symmetry))
+            records[i] = result_record(names[i], result, keep_symmetry)
+        with open(folder / "relaxed.jsonl", "w") as handle:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+        skipped = pd.DataFrame(
+            {"file": list(reasons), "reason": list(reasons.values())}, columns=["file", "reason"]
+        )
+        skipped.to_csv(folder / SKIPPED_FILE, index=False)
+    return {**summarize_relaxations(records), "unreadable": len(reasons)}
+
+
+def relaxed_cif(structure: Structure, keep_symmetry: bool) -> str:
+    """A relaxed crystal as CIF text: symmetrised in the kept space group (spglib at SYMPREC,
+    the tolerance of the FixSymmetry constraint and of ``spacegroup_after``) when the symmetry
+    was kept, else P1 (or whenever symmetrising fails)."""
+    if keep_symmetry:
+        try:
+            return str(CifWriter(structure, symprec=SYMPREC))
+        except Exception:  # noqa: BLE001 - spglib cannot symmetrise every cell
+            pass
+    return str(CifWriter(structure))
 
 
 def summarize_relaxations(records: list[dict]) -> dict:

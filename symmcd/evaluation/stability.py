@@ -22,7 +22,7 @@ import numpy as np
 
 from symmcd.evaluation.hull import METASTABLE, STABLE, energy_above_hull
 from symmcd.evaluation.io import CrystalSet
-from symmcd.evaluation.relax import relax_many, result_record
+from symmcd.evaluation.relax import relax_many, relaxed_cif, result_record
 from symmcd.evaluation.summary import CrystalSummary
 
 
@@ -86,7 +86,7 @@ def stability_metrics(
             record["e_above_hull"] = None if not np.isfinite(e_hull[k]) else float(e_hull[k])
             records.append(record)
             if result.structure is not None:
-                result.structure.to(filename=str(folder / f"{k:05d}.cif"), fmt="cif")
+                (folder / f"{k:05d}.cif").write_text(relaxed_cif(result.structure, keep_symmetry))
         flags = stability_flags(e_hull, unique[rows], novel[rows], after)
         for name, mask in flags.items():
             metrics[name + suffix] = float(mask.mean()) if len(rows) else None

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from symmcd.data.dataset import REPRESENTATIONS, collate
+from symmcd.data.io import check_writable_parent, lock_out_dir, unlock_out_dir
 from symmcd.data.labels import label_files, load_labels, split_sources
 from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import DenoiserConfig
@@ -87,8 +88,26 @@ def train_property(
     resume: bool = False,
     test_set: PropertyDataset | None = None,
 ) -> dict:
-    """Fit, keep the lowest-validation-MAE epoch in ``out_dir/model.pt``; returns metrics.json."""
+    """Fit, keep the lowest-validation-MAE epoch in ``out_dir/model.pt``; returns metrics.json.
+    One run owns ``out_dir`` while it trains (``OUT.lock``, see ``symmcd.data.io``): a second
+    run on the same folder is refused naming the first one's PID."""
     out_dir = Path(out_dir)
+    check_writable_parent(out_dir)
+    lock_out_dir(out_dir)
+    try:
+        return _train_property(config, train_set, val_set, out_dir, resume, test_set)
+    finally:
+        unlock_out_dir(out_dir)
+
+
+def _train_property(
+    config: PropertyConfig,
+    train_set: PropertyDataset,
+    val_set: PropertyDataset,
+    out_dir: Path,
+    resume: bool,
+    test_set: PropertyDataset | None,
+) -> dict:
     if resume and not (out_dir / LAST).is_file():
         raise InputError(f"cannot resume: no {LAST} in {out_dir}")
     if not resume and out_dir.exists() and any(out_dir.iterdir()):

@@ -1,4 +1,5 @@
-"""Writing sampled crystals: one CIF per crystal, an optional extxyz file, and samples.jsonl.
+"""Writing sampled crystals: one CIF per crystal, optionally one POSCAR per crystal (`poscar/`)
+and one extxyz file, and samples.jsonl.
 
 Everything is written into a temporary sibling folder that is renamed onto the output folder at
 the end, so an error never leaves a half-written output behind.
@@ -6,23 +7,24 @@ the end, so an error never leaves a half-written output behind.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 
-from symmcd.data.io import check_writable_parent, read_jsonl
+# the output-folder rules live in data.io (evaluation uses them too); re-exported here
+from symmcd.data.io import check_out_dir as check_out_dir
+from symmcd.data.io import read_jsonl
+from symmcd.data.io import staged_dir as staged_dir
 from symmcd.errors import InputError
 
-FORMATS = ("cif", "extxyz")
+FORMATS = ("cif", "extxyz", "poscar")
 CIF_DIR = "cifs"
+POSCAR_DIR = "poscar"
 JSONL_NAME = "samples.jsonl"
 EXTXYZ_NAME = "samples.extxyz"
 CIF_SYMPREC = 0.1
@@ -58,35 +60,6 @@ def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
         bad = ", ".join(unknown) if unknown else "(none)"
         raise InputError(f"format: unknown output format {bad}; choose from {', '.join(FORMATS)}")
     return tuple(dict.fromkeys(items))
-
-
-def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
-    """The output folder as a Path; a non-empty existing folder needs overwrite=True."""
-    path = Path(out_dir)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"out: {path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise InputError(f"out: {path} is not empty (pass overwrite=True / --overwrite)")
-    check_writable_parent(path)
-    return path
-
-
-@contextlib.contextmanager
-def staged_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary folder next to out_dir that replaces it on success and vanishes on error."""
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    except OSError as error:
-        raise InputError(f"out: cannot create {out_dir}: {error.strerror or error}") from None
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
 
 
 def cif_text(crystal: SampledCrystal) -> str:
@@ -163,21 +136,32 @@ def cif_name(index: int) -> str:
     return f"{CIF_DIR}/{index:06d}.cif"
 
 
+def poscar_name(index: int) -> str:
+    return f"{POSCAR_DIR}/{index:06d}.vasp"
+
+
 def write_samples(
     folder: Path, crystals: Sequence[SampledCrystal], formats: Sequence[str]
 ) -> list[dict]:
-    """Write the crystals into folder; returns the JSONL records (also written)."""
+    """Write the crystals into folder; returns the JSONL records (also written). A record's
+    ``file`` is its CIF when CIFs are written, else its POSCAR, else its extxyz frame
+    (``samples.extxyz@INDEX``); ``poscar`` names its POSCAR when POSCARs are written."""
     records = []
-    if "cif" in formats:
-        (folder / CIF_DIR).mkdir(exist_ok=True)
+    for fmt, subfolder in (("cif", CIF_DIR), ("poscar", POSCAR_DIR)):
+        if fmt in formats:
+            (folder / subfolder).mkdir(exist_ok=True)
     for index, crystal in enumerate(crystals):
         record = {"index": index}
         if "cif" in formats:
             name = cif_name(index)
             (folder / name).write_text(cif_text(crystal))
             record["file"] = name
-        else:
-            record["file"] = f"{EXTXYZ_NAME}@{index}"
+        if "poscar" in formats:
+            name = poscar_name(index)
+            (folder / name).write_text(poscar_text(crystal))
+            record.setdefault("file", name)
+            record["poscar"] = name
+        record.setdefault("file", f"{EXTXYZ_NAME}@{index}")
         record.update(crystal.metadata)
         records.append(record)
     with open(folder / JSONL_NAME, "w") as handle:
@@ -186,6 +170,17 @@ def write_samples(
     if "extxyz" in formats:
         write_extxyz(folder / EXTXYZ_NAME, crystals)
     return records
+
+
+def poscar_text(crystal: SampledCrystal) -> str:
+    """The crystal's full cell as a VASP POSCAR (pymatgen's writer; the comment line names the
+    formula and, when known, the space group)."""
+    from pymatgen.io.vasp import Poscar
+
+    comment = crystal.structure.composition.reduced_formula
+    if crystal.metadata.get("spacegroup"):
+        comment += f" spacegroup {int(crystal.metadata['spacegroup'])}"
+    return Poscar(crystal.structure, comment=comment).get_str(significant_figures=8)
 
 
 def write_extxyz(path: Path, crystals: Sequence[SampledCrystal]) -> None:
