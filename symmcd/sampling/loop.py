@@ -157,8 +157,44 @@ def denoise_batch(
         generator=generator,
         element_allowed=element_allowed,
     )
+    units = reverse_process(
+        model,
+        diffusion,
+        state,
+        schedule,
+        generator,
+        element_allowed=element_allowed,
+        clamp_elements=inputs["clamp_elements"],
+        clamp_site_symmetry=inputs["clamp_site_symmetry"],
+        on_step=on_step,
+        corrector_steps=corrector_steps,
+        element_temperature=element_temperature,
+        repulsion=repulsion,
+        properties=properties,
+    )
+    wyckoff_index = inputs["wyckoff_index"]
+    return units, None if wyckoff_index is None else wyckoff_index.numpy()
+
+
+def reverse_process(
+    model: torch.nn.Module,
+    diffusion: JointDiffusion,
+    state,
+    schedule: Sequence[tuple[int, int]],
+    generator: torch.Generator,
+    element_allowed: torch.Tensor | None = None,
+    clamp_elements: torch.Tensor | None = None,
+    clamp_site_symmetry: torch.Tensor | None = None,
+    on_step: Callable[[], None] | None = None,
+    corrector_steps: int = 1,
+    element_temperature: float = 1.0,
+    repulsion: float = 0.0,
+    properties: torch.Tensor | None = None,
+) -> AsymmetricUnits:
+    """The reverse steps of ``schedule`` from ``state`` (the prior, or a noised template), then
+    the sampled asymmetric units (see :func:`denoise_batch` for the settings)."""
     if properties is not None:
-        targets = properties.to(state.k.device).float()[None].expand(len(plans), -1)
+        targets = properties.to(state.k.device).float()[None].expand(len(state.num_nodes), -1)
         state = dataclasses.replace(state, properties=targets.contiguous())
     output = None
     geometry = None
@@ -177,8 +213,8 @@ def denoise_batch(
             corrector_steps=corrector_steps,
             element_temperature=element_temperature,
             element_allowed=element_allowed,
-            clamp_elements=inputs["clamp_elements"],
-            clamp_site_symmetry=inputs["clamp_site_symmetry"],
+            clamp_elements=clamp_elements,
+            clamp_site_symmetry=clamp_site_symmetry,
         )
         if geometry is not None and t_prev <= LAST_FRACTION * diffusion.num_steps:
             state = repel_orbits(state, diffusion.final_k(state), geometry, repulsion)
@@ -187,17 +223,74 @@ def denoise_batch(
     k = diffusion.final_k(state)
     if not bool(torch.isfinite(k).all() & torch.isfinite(state.frac_coords).all()):
         raise SymmetryError("sampling produced non-finite lattice or coordinates: broken model?")
-    site_symmetry = final_site_symmetry(output)
-    units = AsymmetricUnits(
+    return AsymmetricUnits(
         spacegroup=state.spacegroup.cpu().numpy().astype(np.int64),
         num_nodes=state.num_nodes.cpu().numpy().astype(np.int64),
         k=k.double().cpu().numpy(),
         atom_types=state.atom_types.cpu().numpy().astype(np.int64),
-        site_symmetry=site_symmetry,
+        site_symmetry=final_site_symmetry(output),
         frac_coords=state.frac_coords.double().cpu().numpy(),
     )
-    wyckoff_index = inputs["wyckoff_index"]
-    return units, None if wyckoff_index is None else wyckoff_index.numpy()
+
+
+def partial_schedule(trained_steps: int, start: int, steps: int) -> list[tuple[int, int]]:
+    """(t, t_prev) pairs from ``start`` (1..T) down to 0 in at most ``steps`` evenly spaced
+    integer steps."""
+    if not 1 <= start <= trained_steps:
+        raise InputError(f"start step {start} must lie in 1..{trained_steps}")
+    times = np.unique(np.rint(np.linspace(0, start, min(steps, start) + 1)).astype(int))[::-1]
+    return [(int(a), int(b)) for a, b in zip(times[:-1], times[1:], strict=True)]
+
+
+@torch.no_grad()
+def refine_batch(
+    model: torch.nn.Module,
+    diffusion: JointDiffusion,
+    templates: AsymmetricUnits,
+    wyckoff_index: np.ndarray,
+    schedule: Sequence[tuple[int, int]],
+    generator: torch.Generator,
+    **settings,
+) -> AsymmetricUnits:
+    """Crystals of given templates (space group, elements and Wyckoff positions held fixed),
+    their lattices and coordinates noised to the first step of ``schedule`` and denoised again:
+    the template's geometry repaired and varied. ``settings`` as :func:`reverse_process`."""
+    start = schedule[0][0]
+    spacegroup = torch.as_tensor(templates.spacegroup, dtype=torch.long)
+    num_nodes = torch.as_tensor(templates.num_nodes, dtype=torch.long)
+    state = diffusion.prior(
+        spacegroup,
+        torch.as_tensor(tables.SG_ENCODING[templates.spacegroup - 1]),
+        num_nodes,
+        generator=generator,
+    )
+    t_graph = torch.full((len(num_nodes),), start, dtype=torch.long)
+    k_clean = diffusion.normalise_k(torch.as_tensor(templates.k, dtype=torch.float32))
+    k_t, _ = diffusion.lattice.q_sample(k_clean, t_graph, state.k_mask, generator=generator)
+    coords, _ = diffusion.coords.q_sample(
+        torch.as_tensor(templates.frac_coords, dtype=torch.float32),
+        t_graph[state.node_batch],
+        generator,
+    )
+    elements = torch.as_tensor(templates.atom_types, dtype=torch.long)
+    sites = torch.as_tensor(tables.WP_SITE_SYMMETRY[wyckoff_index], dtype=torch.long)
+    state = dataclasses.replace(
+        state,
+        k=torch.where(state.k_mask, k_t, state.k),
+        frac_coords=coords,
+        atom_types=elements,
+        site_symmetry=sites,
+    )
+    return reverse_process(
+        model,
+        diffusion,
+        state,
+        schedule,
+        generator,
+        clamp_elements=elements,
+        clamp_site_symmetry=sites,
+        **settings,
+    )
 
 
 def final_site_symmetry(output) -> np.ndarray:

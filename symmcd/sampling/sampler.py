@@ -23,8 +23,9 @@ from symmcd.errors import CheckpointError, InputError
 from symmcd.sampling import conditions, loop, plan, writers
 from symmcd.sampling.config import SamplingConfig, checked_int
 from symmcd.sampling.guidance import GuidedDenoiser
-from symmcd.sampling.unfold import COLLAPSE_DISTANCE, unfold
+from symmcd.sampling.unfold import COLLAPSE_DISTANCE, AsymmetricUnits, unfold
 from symmcd.sampling.writers import SampledCrystal
+from symmcd.symmetry import tables
 
 
 def load_model(checkpoint: str | Path | object | None, conditioned: bool = False):
@@ -161,6 +162,102 @@ def sample_formulas(
     element_allowed = allowed_elements(run.statistics, None, None)
     crystals = run.denoise(plans, counts_of_plan, element_allowed, progress)
     return {formula: crystals[i * n : (i + 1) * n] for i, formula in enumerate(formulas)}
+
+
+def refine_templates(
+    templates: AsymmetricUnits,
+    wyckoff_index: np.ndarray,
+    start: float = 0.1,
+    config: SamplingConfig | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    **options,
+) -> list[SampledCrystal | None]:
+    """Each template (space group, elements, Wyckoff positions ``wyckoff_index`` (N,) and its
+    lattice and coordinates) noised to ``start`` x T and denoised by the network with the space
+    group, elements and site symmetries held: a template's geometry repaired for its new elements
+    and varied (a different seed gives a different crystal). Settings as in :func:`sample`; the
+    steps keep the stride of a full run (``steps`` over T). Crystals that collapse or fail the
+    symmetry check are kept and flagged (metadata), not redrawn. Templates with more orbits or
+    atoms than the model's training cells are not refined: None in their place."""
+    if not 0.0 < float(start) <= 1.0:
+        raise InputError(f"start: {start!r} must lie in (0, 1] (a fraction of the trained steps)")
+    config = SamplingConfig.from_options(config, **options)
+    run = _Run(config, checkpoint)
+    trained = run.loaded.diffusion.num_steps
+    first = max(1, int(round(float(start) * trained)))
+    schedule = loop.partial_schedule(
+        trained, first, max(1, int(round(len(run.schedule) * first / trained)))
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    bounds = np.concatenate([[0], np.cumsum(templates.num_nodes)])
+    atoms = (
+        np.add.reduceat(tables.WP_MULTIPLICITY[np.asarray(wyckoff_index)], bounds[:-1])
+        if len(bounds) > 1
+        else np.zeros(0)
+    )
+    fits = (np.asarray(templates.num_nodes) <= run.statistics.max_orbits) & (
+        atoms <= run.statistics.max_atoms
+    )
+    if not fits.all():
+        kept = np.flatnonzero(fits)
+        node_mask = np.repeat(fits, templates.num_nodes)
+        inner = (
+            refine_templates(
+                AsymmetricUnits(
+                    spacegroup=np.asarray(templates.spacegroup)[kept],
+                    num_nodes=np.asarray(templates.num_nodes)[kept],
+                    k=np.asarray(templates.k)[kept],
+                    atom_types=np.asarray(templates.atom_types)[node_mask],
+                    site_symmetry=np.asarray(templates.site_symmetry)[node_mask],
+                    frac_coords=np.asarray(templates.frac_coords)[node_mask],
+                ),
+                np.asarray(wyckoff_index)[node_mask],
+                start,
+                config,
+                run.loaded,
+                progress,
+            )
+            if len(kept)
+            else []
+        )
+        out: list[SampledCrystal | None] = [None] * len(fits)
+        for i, crystal in zip(kept, inner, strict=True):
+            out[i] = crystal
+        return out
+    crystals: list[SampledCrystal] = []
+    total = len(templates.num_nodes)
+    bar = tqdm(
+        total=total * len(schedule), disable=not progress, desc="refining", unit="crystal-step"
+    )
+    with bar:
+        for begin in range(0, total, config.batch_size):
+            end = min(begin + config.batch_size, total)
+            nodes = slice(int(bounds[begin]), int(bounds[end]))
+            part = AsymmetricUnits(
+                spacegroup=np.asarray(templates.spacegroup[begin:end]),
+                num_nodes=np.asarray(templates.num_nodes[begin:end]),
+                k=np.asarray(templates.k[begin:end]),
+                atom_types=np.asarray(templates.atom_types[nodes]),
+                site_symmetry=np.asarray(templates.site_symmetry[nodes]),
+                frac_coords=np.asarray(templates.frac_coords[nodes]),
+            )
+            units = loop.refine_batch(
+                run.model,
+                run.loaded.diffusion,
+                part,
+                np.asarray(wyckoff_index[nodes]),
+                schedule,
+                generator,
+                on_step=functools.partial(bar.update, end - begin),
+                corrector_steps=config.corrector_steps,
+                repulsion=config.repulsion,
+            )
+            info = {"refined_from": round(first / trained, 4), "steps": len(schedule)}
+            crystals += unfold(
+                units, np.asarray(wyckoff_index[nodes]), [dict(info)] * (end - begin)
+            )
+    return crystals
 
 
 class _Run:
