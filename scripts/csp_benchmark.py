@@ -146,6 +146,7 @@ def evaluate_rows(test: pd.DataFrame, found: dict, pool_formulas: set[str], work
             row["candidates"] = [
                 {
                     "stage": c.stage,
+                    "template": c.template,
                     "rank": c.rank,
                     "prototype_rank": c.prototype_rank,
                     "score": None if np.isnan(c.template_score) else round(c.template_score, 4),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +40,14 @@ from symmcd.sampling.writers import SampledCrystal
 
 # DiffCSP++ refines retrieved templates from 0.1 T; a fraction of the trained steps
 REFINE_START = 0.1
-# the best prototypes also offer their second-best member (another geometry of that type)
-SECOND_MEMBERS = 5
 # ranking key: CHGNet energy per atom + RANK_PRIOR x ln(prototype rank), eV/atom. On 275 MP-20
 # train crystals held out of the pool (scripts/csp_benchmark.py --dataset mp20-tune), energy
 # alone put a match first for 52.7 %, prototype likelihood alone 57.5 %, this key 57.8 %
 RANK_PRIOR = 0.1
+# draws per generated candidate (the prior, for formulas without a template): a collapsed one
+# is kept and ranked by its energy rather than redrawn up to SamplingConfig.max_attempts times,
+# which took most of the benchmark's time on large cells
+GENERATED_ATTEMPTS = 2
 RANKING_FILE = "ranking.csv"
 RANKING_COLUMNS = [
     "formula",
@@ -230,7 +232,6 @@ def stage_candidates(
         substitution_table(),
         limit=n,
         spacegroups=spacegroups,
-        second_members=SECOND_MEMBERS,
     )
     if not found:
         return []
@@ -281,6 +282,7 @@ def add_generated(found: dict[str, list[Draft]], n: int, config, checkpoint, pro
         except InputError:
             if not found[formula]:
                 raise
+    config = replace(config, max_attempts=min(config.max_attempts, GENERATED_ATTEMPTS))
     for missing in sorted({short[f] for f in feasible}):
         group = [f for f in feasible if short[f] == missing]
         sampled = sample_formulas(group, missing, config, checkpoint=checkpoint, progress=progress)
@@ -310,10 +312,9 @@ def substitution_table() -> SubstitutionTable:
 
 
 def _ranked(formula, drafts, structures, energies, errors, relax: bool) -> list[Candidate]:
-    """The candidates of one formula with their energies, best :func:`ranking_key` first; of
-    candidates with one space group, Wyckoff sequence and energy within 1 meV/atom only the
-    first is ranked (a refinement that returned its template, or twin draws): the others
-    follow with rank 0."""
+    """The candidates of one formula with their energies: best :func:`ranking_key` first, one
+    per template, then the other copies of each template; repeated structures (same group,
+    Wyckoff sequence and energy within 1 meV/atom) last, with rank 0."""
     from symmcd.evaluation.formation_energy import formation_energy_from_energy
     from symmcd.evaluation.hull import energy_above_hull
 
@@ -344,15 +345,21 @@ def _ranked(formula, drafts, structures, energies, errors, relax: bool) -> list[
             )
         )
     keys = [ranking_key(c) for c in candidates]
-    ranked, duplicates, seen = [], [], set()
+    first, second, duplicates, seen = [], [], [], set()
     for i in np.argsort(keys, kind="stable"):
         c = candidates[i]
-        key = (c.spacegroup, c.wyckoff, round(c.energy_per_atom, 3))
-        (duplicates if key in seen and np.isfinite(c.energy_per_atom) else ranked).append(c)
-        seen.add(key)
-    for rank, candidate in enumerate(ranked, start=1):
+        structure = (c.spacegroup, c.wyckoff, round(c.energy_per_atom, 3))
+        if structure in seen and np.isfinite(c.energy_per_atom):
+            duplicates.append(c)  # a refinement that returned its template, or twin draws
+        elif c.template and ("template", c.template) in seen:
+            second.append(c)  # the other copy of a template already ranked
+        else:
+            first.append(c)
+        seen |= {structure, ("template", c.template)} if c.template else {structure}
+    # one candidate per template first, so that the first n span n templates
+    for rank, candidate in enumerate(first + second, start=1):
         candidate.rank = rank
-    return ranked + duplicates
+    return first + second + duplicates
 
 
 def ranking_key(candidate: Candidate) -> float:
