@@ -187,6 +187,12 @@ def summarise(rows: list[dict], k: int) -> dict:
     out["no_template"] = sum(
         not any(c["stage"] == "retrieved" for c in r["candidates"]) for r in rows
     )
+    # templates beyond the network's cell size keep their retrieved copy only
+    out["templates_not_refined"] = sum(
+        sum(c["stage"] == "retrieved" for c in r["candidates"])
+        - sum(c["stage"] == "refined" for c in r["candidates"])
+        for r in rows
+    )
     for name in ORDERINGS:
         ordered = [ordering(r, name) for r in rows]
         # DiffCSP: @1 needs the truth valid too (RecEval), @k only the candidates (RecEvalBatch)
@@ -222,6 +228,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="matching processes")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--summarise", action="store_true", help="only recompute the summary of --out's rows"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -238,6 +247,9 @@ def main() -> None:
         pool = mpts52_pool(Path.home() / ".cache" / "symmcd" / "pool" / "mpts52")
     pool_formulas = pool_reduced_formulas(pool)
     record = json.loads(out.read_text()) if out.is_file() else {"rows": [], "seconds": 0.0}
+    if args.summarise:
+        write_summary(record, args.k, out)
+        return
     done = {r["material_id"] for r in record["rows"]}
     todo = test[~test["material_id"].isin(done)]
     if args.part:
@@ -273,13 +285,18 @@ def main() -> None:
             record["seconds_per_formula"] = record["seconds"] / len(
                 {r["formula"] for r in record["rows"]}
             )
-            record["all"] = summarise(record["rows"], args.k)
-            unseen = [r for r in record["rows"] if not r["formula_in_pool"]]
-            record["formula_not_in_pool"] = summarise(unseen, args.k)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(record, indent=1) + "\n")
+            write_summary(record, args.k, out)
     print(json.dumps({key: record.get(key) for key in ("all", "formula_not_in_pool")}, indent=1))
     print(f"{len(record['rows'])} rows in {out}")
+
+
+def write_summary(record: dict, k: int, out: Path) -> None:
+    """The summaries of every row and of the rows whose formula is absent from the pool."""
+    record["all"] = summarise(record["rows"], k)
+    unseen = [r for r in record["rows"] if not r["formula_in_pool"]]
+    record["formula_not_in_pool"] = summarise(unseen, k)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def pool_reduced_formulas(pool: TemplatePool) -> set[str]:

@@ -37,7 +37,7 @@ INTEGER_MINIMUMS = {
     "workers": 1,
     "relax": 0,
 }
-CHECKED_COMMANDS = ("sample", "csp", "evaluate", "relax")
+CHECKED_COMMANDS = ("sample", "csp", "evaluate", "relax", "prepare")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,7 +70,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.command == "relax":
         if not args.fmax > 0:
             raise InputError(f"--fmax: {args.fmax} must be a positive force in eV/Å")
-        if args.time_limit < 0:
+        if not args.time_limit >= 0:  # NaN too
             raise InputError(f"--time-limit: {args.time_limit} must be 0 (no limit) or more")
 
 
@@ -103,6 +103,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
             symprec=args.symprec,
             workers=args.workers,
             overwrite=args.overwrite,
+            refuse_empty=True,
         )
 
 
@@ -240,6 +241,8 @@ def _cmd_property_train(args: argparse.Namespace) -> None:
     from symmcd.data.prepare import resolve_data_dir
     from symmcd.property.train import PropertyConfig, train_from_prepared
 
+    if args.threads < 0:
+        raise InputError(f"--threads: {args.threads} must be 0 (torch's default) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = PropertyConfig(
@@ -434,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads for the network (default: one per core); on a machine whose cores "
-        "other jobs keep busy, 1 can be several times faster",
+        help="torch CPU threads outside the sampling arithmetic, which always runs on one "
+        "thread so that the crystals do not depend on this (default: the cores other processes "
+        "leave free, from the load average)",
     )
     p.set_defaults(func=_cmd_sample)
 
@@ -466,7 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
     p.add_argument("--workers", type=int, default=None, help="relaxation processes")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: the cores other processes leave free)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.set_defaults(func=_cmd_csp)
 

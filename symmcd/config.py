@@ -125,6 +125,8 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"config file {path} is not a readable YAML text file ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
     for key, value in flatten_keys(overrides or {}).items():

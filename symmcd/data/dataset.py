@@ -175,7 +175,7 @@ def cache_version(path: Path | str) -> int | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return int(npz["format_version"]) if "format_version" in npz.files else None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError):
         return None
 
 

@@ -134,6 +134,17 @@ def check_writable_parent(path: Path) -> None:
         raise InputError(f"out: cannot create {path}: {parent} is not writable")
 
 
+def make_folder(path: Path) -> Path:
+    """Create the folder ``path`` (and its parents) or raise an InputError saying why not (a file
+    in the way, no permission)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"out: cannot create folder {path}: {error.strerror or error}") from None
+    return path
+
+
 def can_write_in(folder: Path) -> bool:
     """True when a file can be created (and removed) in ``folder``: tried with a probe file."""
     try:

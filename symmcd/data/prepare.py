@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -32,9 +33,9 @@ from symmcd.data.dataset import (
     load_cache,
     wrap_unit_interval,
 )
-from symmcd.data.io import Record, cif_files, iter_records, read_structure
+from symmcd.data.io import Record, cif_files, iter_records, make_folder, read_structure
 from symmcd.data.statistics import DatasetStatistics, compute_statistics
-from symmcd.errors import InputError, SymmcdError, SymmetryError
+from symmcd.errors import InputError, StructureError, SymmcdError, SymmetryError
 from symmcd.symmetry.asymmetric_unit import AsymmetricUnit
 from symmcd.symmetry.tables import WP_LETTER, WP_MULTIPLICITY, WP_SITE_SYMMETRY, WP_SPACEGROUP
 
@@ -61,6 +62,9 @@ def _element_index(symbol: str) -> int:
     return Element(symbol).Z - 1
 
 
+MIN_ATOM_DISTANCE = 0.5  # Å: sampling's collapse threshold; no MP-20 crystal comes closer
+
+
 def crystal_record(record_id: str, cif_text: str, symprec: float = 0.1) -> CrystalRecord:
     """Prepare one crystal; raises ``SymmcdError`` subclasses on rows that cannot be used.
 
@@ -69,6 +73,10 @@ def crystal_record(record_id: str, cif_text: str, symprec: float = 0.1) -> Cryst
     than storing a wrong crystal.
     """
     structure = read_structure(cif_text, record_id)
+    if len(structure) > 1 and not structure.is_valid(tol=MIN_ATOM_DISTANCE):
+        raise StructureError(
+            f"{record_id}: two atoms closer than {MIN_ATOM_DISTANCE} Å (overlapping sites)"
+        )
     asu = AsymmetricUnit.from_structure(structure, symprec=symprec)
     lookup = _global_wyckoff_lookup()
     wyckoff = np.array([lookup[(int(asu.spacegroup), str(w))] for w in asu.wyckoff_letters])
@@ -216,20 +224,22 @@ def prepare_dataset(
     workers: int | None = None,
     overwrite: bool = False,
     verbose: bool = True,
+    refuse_empty: bool = False,
 ) -> dict:
     """Prepare every split of ``sources`` (split name -> CSVs / CIF folders) into ``out_dir``.
 
     A split whose cache is current (same format version, inputs and symprec) is reused unless
     ``overwrite``. Returns the summary also written to ``out_dir/prepare.json``. ``verbose``
     prints what was kept and skipped and where (off for a temporary ``out_dir``, whose paths
-    would point at files that are gone by the time the user reads them).
+    would point at files that are gone by the time the user reads them). ``refuse_empty``
+    (the CLI's setting) raises an InputError naming the first reason when a split keeps no
+    crystal, instead of writing an empty cache.
     """
     say = print if verbose else _quiet
     sources = _check_sources(sources)
-    if not symprec > 0:
-        raise InputError(f"symprec must be positive, got {symprec}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not 0 < symprec < math.inf:
+        raise InputError(f"symprec must be a positive number (Å), got {symprec}")
+    out_dir = make_folder(Path(out_dir))
     workers = workers or os.cpu_count() or 1
     summary: dict = {"format_version": CACHE_FORMAT_VERSION, "symprec": symprec, "splits": {}}
     caches: dict[str, CrystalCache] = {}
@@ -246,6 +256,9 @@ def prepare_dataset(
         else:
             rows = [row for path in paths for row in iter_records(path)]
             kept, skipped = prepare_rows(rows, symprec, workers, desc=split)
+            if refuse_empty and not kept:
+                write_skipped(skipped_path, skipped)
+                raise InputError(_nothing_kept(split, paths, skipped, skipped_path))
             caches[split] = CrystalCache.from_records(kept, symprec=symprec, source_key=key)
             caches[split].save(cache_path)
             write_skipped(skipped_path, skipped)
@@ -277,6 +290,18 @@ def prepare_dataset(
         + f") in {out_dir}"
     )
     return summary
+
+
+def _nothing_kept(split: str, paths: list[Path], skipped, skipped_path: Path) -> str:
+    """The refusal of a split none of whose inputs could be prepared."""
+    where = ", ".join(str(p) for p in paths)
+    if not skipped:
+        return f"split '{split}': no crystals in {where}; nothing prepared"
+    first_id, reason = skipped[0]
+    return (
+        f"split '{split}': none of the {len(skipped)} crystal(s) in {where} could be prepared "
+        f"(first: {first_id}: {reason}); every reason in {skipped_path}"
+    )
 
 
 def _quiet(*_args, **_kwargs) -> None:

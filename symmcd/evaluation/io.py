@@ -232,7 +232,14 @@ def load_reference(
         raise InputError(f"reference file not found: {path}")
     if lazy and path.is_file() and path.name.endswith((".csv", ".csv.gz")):
         return read_csv_of_cifs(path, workers, progress, lazy=True)
-    return load_samples(path, workers, progress)
+    reference = load_samples(path, workers, progress)
+    if all(structure is None for structure in reference.structures):
+        first = reference.unreadable[0] if reference.unreadable else None
+        why = f" (first: {first}: {reference.reasons.get(first, 'unreadable')})" if first else ""
+        raise InputError(
+            f"reference {path}: none of its {len(reference)} crystal(s) can be read{why}"
+        )
+    return reference
 
 
 def load_cif_texts(paths: list[Path]) -> list[str]:
@@ -250,7 +257,14 @@ def load_cif_texts(paths: list[Path]) -> list[str]:
             )
             texts += [p.read_text(errors="replace") if p.is_file() else "" for p in files]
         else:
-            frame = pd.read_csv(path, usecols=["cif"])
+            try:
+                frame = pd.read_csv(path, usecols=["cif"])
+            except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+                # EmptyDataError is a ValueError; a missing cif column raises ValueError
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise InputError(
+                    f"training file {path}: not a CSV with a cif column ({message})"
+                ) from None
             texts += [str(t) for t in frame["cif"]]
     return texts
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from symmcd.data.dataset import REPRESENTATIONS, collate
-from symmcd.data.io import check_writable_parent, lock_out_dir, unlock_out_dir
+from symmcd.data.io import check_writable_parent, lock_out_dir, make_folder, unlock_out_dir
 from symmcd.data.labels import label_files, load_labels, split_sources
 from symmcd.errors import CheckpointError, InputError
 from symmcd.model.denoiser import DenoiserConfig
@@ -112,7 +112,7 @@ def _train_property(
         raise InputError(f"cannot resume: no {LAST} in {out_dir}")
     if not resume and out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"run folder {out_dir} is not empty: pass --resume or use a new folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     torch.manual_seed(config.seed)
 
     denoiser_config = DenoiserConfig(

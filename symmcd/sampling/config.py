@@ -20,6 +20,8 @@ from symmcd.sampling.unfold import COLLAPSE_DISTANCE
 
 MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms further apart
 MAX_REPULSION = 3.0  # Angstrom
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+MAX_CORRECTOR_STEPS = 100  # network calls per step; a million ran for hours (bad-input sweep)
 # Angstrom: one-draw structural validity of the shipped model 85.1 % -> 96.9 % (docs/results.md)
 DEFAULT_REPULSION = 1.0
 # predictor only: with the repulsion, one corrector move per step bought nothing measurable
@@ -108,9 +110,11 @@ class SamplingConfig:
             "spacegroups": groups,
             "elements": elements,
             "batch_size": checked_int("batch_size", self.batch_size, 1),
-            "seed": checked_int("seed", self.seed, 0),
+            "seed": checked_int("seed", self.seed, 0, MAX_SEED),
             "max_attempts": checked_int("max_attempts", self.max_attempts, 1),
-            "corrector_steps": checked_int("corrector_steps", self.corrector_steps, 0),
+            "corrector_steps": checked_int(
+                "corrector_steps", self.corrector_steps, 0, MAX_CORRECTOR_STEPS
+            ),
             "min_distance": checked_float(
                 "min_distance", self.min_distance, COLLAPSE_DISTANCE, MAX_MIN_DISTANCE, " (Å)"
             ),
@@ -161,11 +165,14 @@ def checked_guidance(guidance, targets) -> float | None:
     return value
 
 
-def checked_int(name: str, value, minimum: int) -> int:
-    """`value` as an int, or an InputError naming `name` unless it is an integer >= minimum."""
+def checked_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """`value` as an int, or an InputError naming `name` unless it is an integer >= minimum
+    (and <= maximum, if given)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         kind = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
         raise InputError(f"{name}: {value!r} must be a {kind} integer")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name}: {value!r} must be at most {maximum}")
     return int(value)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,7 +118,17 @@ def sample(
     run = _Run(config, checkpoint)
     element_allowed = allowed_elements(run.statistics, config.elements, counts)
     plans = make_plans(n, run.statistics, run.groups, counts, config.seed, run.targets, run.loaded)
-    return run.denoise(plans, [counts] * n, element_allowed, progress)
+    with torch_threads(SAMPLING_THREADS):  # same crystals whatever the caller's thread count
+        return run.denoise(plans, [counts] * n, element_allowed, progress)
+
+
+# torch threads of the sampling arithmetic (network, noise processes, repulsion), whatever the
+# caller set: MKL's float32 GEMMs of small batches and torch's chunked elementwise kernels round
+# differently on 1 and 2 threads (network outputs differ by ~1e-5, which the reverse loop can
+# grow to 0.02 Å), so results depend on no thread count. One thread is also the fastest where
+# other jobs share the cores (bench/busy_cores.out.txt); on an idle many-core machine it gives up
+# torch's intra-op parallelism (not measured here: the 2-core development machine was loaded).
+SAMPLING_THREADS = 1
 
 
 MAX_CRYSTALS_PER_RUN = 200_000  # every crystal is held in memory (~20 kB each) until written
@@ -160,7 +171,8 @@ def sample_formulas(
         plans += plan.plan_formula(n, run.statistics, counts, run.groups, rng)
         counts_of_plan += [counts] * n
     element_allowed = allowed_elements(run.statistics, None, None)
-    crystals = run.denoise(plans, counts_of_plan, element_allowed, progress)
+    with torch_threads(SAMPLING_THREADS):
+        crystals = run.denoise(plans, counts_of_plan, element_allowed, progress)
     return {formula: crystals[i * n : (i + 1) * n] for i, formula in enumerate(formulas)}
 
 
@@ -230,7 +242,7 @@ def refine_templates(
     bar = tqdm(
         total=total * len(schedule), disable=not progress, desc="refining", unit="crystal-step"
     )
-    with bar:
+    with bar, torch_threads(SAMPLING_THREADS):
         for begin in range(0, total, config.batch_size):
             end = min(begin + config.batch_size, total)
             nodes = slice(int(bounds[begin]), int(bounds[end]))
@@ -420,14 +432,15 @@ def sample_to_dir(
     summary.json); returns the summary. Nothing is left behind on error. Settings as in
     :func:`sample`.
 
-    ``threads`` sets torch's CPU threads for the run (default: torch's, one per core); on cores
-    other jobs keep busy, fewer threads than cores is faster (bench/sampling_speed.py)."""
+    ``threads`` sets torch's CPU threads for the run outside the sampling arithmetic, which
+    always runs on SAMPLING_THREADS (so the crystals do not depend on it); default
+    :func:`default_threads`, the cores other processes leave free."""
     checked_count(n)
     config = SamplingConfig.from_options(config, **options)
     out = writers.check_out_dir(out_dir, overwrite)
     chosen_formats = writers.parse_formats(formats)
     started = time.perf_counter()
-    with torch_threads(threads):
+    with torch_threads(threads) as used_threads:
         crystals = sample(n, config, checkpoint=checkpoint, progress=progress)
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
@@ -438,7 +451,8 @@ def sample_to_dir(
             "steps": crystals[0].metadata.get("steps") if crystals else config.steps,
             "precision": crystals[0].metadata["precision"] if crystals else config.precision,
             "checkpoint": checkpoint_label(checkpoint),
-            "threads": threads or torch.get_num_threads(),
+            "threads": used_threads,
+            "sampling_threads": SAMPLING_THREADS,
         }
         summary["out_dir"] = str(out)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -452,18 +466,34 @@ def sample_to_dir(
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
-    """Run the block with this many torch CPU threads (None: torch's setting), then restore."""
+    """Run the block with this many torch CPU threads (None: :func:`default_threads`), then
+    restore; yields the count used."""
     if threads is None:
-        yield
-        return
+        threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InputError(f"threads must be a positive integer, got {threads!r}")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        yield
+        yield threads
     finally:
         torch.set_num_threads(before)
+
+
+def default_threads(cores: int | None = None, load: float | None = None) -> int:
+    """The default thread count: the cores this process may use less those other processes keep
+    busy (the 1-minute load average, rounded), at least 1. torch's own default, one thread per
+    core, spin-waits on cores other jobs hold: 70 s against 3.8 s on one thread for 20 crystals
+    with one of two cores busy (bench/busy_cores.py)."""
+    if cores is None:
+        affinity = getattr(os, "sched_getaffinity", None)
+        cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not on this platform
+            load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
 
 
 def checkpoint_label(checkpoint) -> str:

@@ -36,6 +36,7 @@ from symmcd.config import (
     save_config,
     set_dotted,
 )
+from symmcd.data.io import make_folder
 from symmcd.data.prepare import resolve_data_dir
 from symmcd.errors import InputError
 from symmcd.training.module import (
@@ -80,7 +81,7 @@ def train(
     initial_weights = initial_model_weights(cfg) if cfg.init_from and not resume else None
     if not is_launched_copy:
         _check_run_folder(out_dir, resume)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir)
         save_config(cfg, out_dir / CONFIG_FILE)
     data_dir = resolve_data_dir(data_dir, prepare_default=not is_launched_copy)
     if cfg.num_threads:
