@@ -194,3 +194,16 @@ def test_missing_templates_is_a_one_line_error(tmp_path, capsys):
     args = ["csp", "NaCl", "--templates", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
     assert main(args) == 2
     assert "templates" in capsys.readouterr().err
+
+
+def test_refinement_batches_are_bounded_by_image_pairs():
+    from symmcd.sampling.sampler import MAX_IMAGE_PAIRS, bounded_batches
+
+    assert bounded_batches(np.array([10, 10, 10]), 2) == [(0, 2), (2, 3)]
+    big = MAX_IMAGE_PAIRS // 2 + 1
+    assert bounded_batches(np.array([big, big, 5, MAX_IMAGE_PAIRS * 3]), 500) == [
+        (0, 1),
+        (1, 3),
+        (3, 4),
+    ]
+    assert bounded_batches(np.zeros(0, dtype=int), 10) == []

@@ -243,8 +243,7 @@ def refine_templates(
         total=total * len(schedule), disable=not progress, desc="refining", unit="crystal-step"
     )
     with bar, torch_threads(SAMPLING_THREADS):
-        for begin in range(0, total, config.batch_size):
-            end = min(begin + config.batch_size, total)
+        for begin, end in bounded_batches(templates.num_nodes * atoms, config.batch_size):
             nodes = slice(int(bounds[begin]), int(bounds[end]))
             part = AsymmetricUnits(
                 spacegroup=np.asarray(templates.spacegroup[begin:end]),
@@ -270,6 +269,25 @@ def refine_templates(
                 units, np.asarray(wyckoff_index[nodes]), [dict(info)] * (end - begin)
             )
     return crystals
+
+
+# node-to-image pairs (orbits x atoms, summed over a batch) the repulsion holds at once: a batch
+# of 500 large cubic templates (orbits of 48-192 atoms) needed over 20 GB
+MAX_IMAGE_PAIRS = 100_000
+
+
+def bounded_batches(pairs: np.ndarray, batch_size: int) -> list[tuple[int, int]]:
+    """Consecutive (begin, end) batches of at most ``batch_size`` crystals whose ``pairs`` add
+    up to at most MAX_IMAGE_PAIRS (a single larger crystal gets a batch of its own)."""
+    batches, begin, load = [], 0, 0
+    for i, cost in enumerate(np.asarray(pairs).tolist()):
+        if i > begin and (i - begin >= batch_size or load + cost > MAX_IMAGE_PAIRS):
+            batches.append((begin, i))
+            begin, load = i, 0
+        load += cost
+    if begin < len(pairs):
+        batches.append((begin, len(pairs)))
+    return batches
 
 
 class _Run:
