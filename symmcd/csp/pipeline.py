@@ -161,7 +161,11 @@ def predict_many(
         errors = [r.error for r in results]
         structures = [r.structure or s for r, s in zip(results, structures, strict=True)]
     else:
-        energies = predict_energy_per_atom(structures, progress=progress)
+        energies = np.full(len(structures), np.inf)
+        # collapsed candidates (atoms < 0.5 A apart) rank last unscored: their neighbour lists
+        # can take CHGNet tens of GB
+        sound = [i for i, d in enumerate(drafts) if not d.crystal.metadata.get("collapsed")]
+        energies[sound] = predict_energy_per_atom([structures[i] for i in sound], progress=progress)
     ranked: dict[str, list[Candidate]] = {}
     start = 0
     for formula in reduced:

@@ -11,7 +11,7 @@ Templates are grouped into *prototypes* (space group + which Wyckoff positions e
 fills, element identities ignored). A prototype's score is a mixture over its members,
 ``log sum_c p(query | c)``: a prototype that many similar compositions take scores high. Each
 retrieved template is the best-scoring member of its prototype, with its geometry and the cell
-volume scaled by the substituted elements' atomic volumes.
+volume scaled by the substituted elements' volumes per atom (fitted on the pool's cells).
 """
 
 from __future__ import annotations
@@ -300,7 +300,9 @@ def make_template(
     old = pool.orbit_element[part].astype(np.int64)
     new = np.array([mapping[int(e)] for e in old], dtype=np.int64)
     multiplicity = tables.WP_MULTIPLICITY[pool.orbit_wyckoff[part]]
-    ratio = atomic_volume(new, multiplicity) / atomic_volume(old, multiplicity)
+    ratio = np.clip(
+        atomic_volume(new, multiplicity) / atomic_volume(old, multiplicity), *VOLUME_RATIO_RANGE
+    )
     lattice = k_to_lattices(pool.k[i][None].astype(float))[0] * ratio ** (1 / 3)
     changed = sorted({(int(a), int(b)) for a, b in zip(old, new, strict=True) if a != b})
     return Template(
@@ -318,22 +320,36 @@ def make_template(
     )
 
 
-@functools.cache
-def _atomic_volumes() -> np.ndarray:
-    """(100,) a volume per element (A^3, 4/3 pi r^3 from pymatgen's atomic radius; 20 where
-    unknown): only ratios are used, to rescale a template's cell to new elements."""
-    from pymatgen.core import Element
+VOLUME_RATIO_RANGE = (0.2, 5.0)  # bounds on how much a substitution may scale a cell
 
-    volumes = np.full(100, 20.0)
-    for z in range(1, 101):
-        radius = Element.from_Z(z).atomic_radius
-        if radius is not None:
-            volumes[z - 1] = 4 / 3 * math.pi * float(radius) ** 3
-    return volumes
+
+@functools.cache
+def element_volumes() -> np.ndarray:
+    """(100,) volume per atom of each element (A^3) as the shipped pool's cells add them up:
+    non-negative least squares of cell volume on atom counts. Elements the pool lacks get
+    4/3 pi r^3 of pymatgen's atomic radius, scaled to the fitted volumes."""
+    from pymatgen.core import Element
+    from scipy.optimize import nnls
+
+    pool = shipped_pool()
+    counts = np.zeros((len(pool), 100))
+    for i in range(len(pool)):
+        for element, n in pool.element_counts(i).items():
+            counts[i, element] = n
+    volumes = np.abs(np.linalg.det(k_to_lattices(pool.k.astype(float))))
+    fitted, _ = nnls(counts, volumes)
+    radius = np.array(
+        [Element.from_Z(z).atomic_radius or np.nan for z in range(1, 101)], dtype=float
+    )
+    geometric = 4 / 3 * math.pi * radius**3
+    seen = (counts.sum(axis=0) > 0) & (fitted > 0) & np.isfinite(geometric)
+    scale = np.median(fitted[seen] / geometric[seen])
+    fallback = np.where(np.isfinite(geometric), geometric * scale, np.median(fitted[seen]))
+    return np.where((counts.sum(axis=0) > 0) & (fitted > 0), fitted, fallback)
 
 
 def atomic_volume(elements: np.ndarray, multiplicity: np.ndarray) -> float:
-    return float((_atomic_volumes()[elements] * multiplicity).sum())
+    return float((element_volumes()[elements] * multiplicity).sum())
 
 
 def symbol(index: int) -> str:
