@@ -67,7 +67,7 @@ def main() -> None:
         warm.append((formula, time.perf_counter() - started, best.stage, best.spacegroup))
     lines = [
         f"\n## {datetime.date.today()} csp speed, {os.cpu_count()} cores, torch threads "
-        f"{torch.get_num_threads()}",
+        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end",
         "",
         "| formula | one command (s) | warm process (s) | best candidate |",
         "|---|---|---|---|",

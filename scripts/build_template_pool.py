@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from symmcd.csp.templates import SHIPPED_POOL, TemplatePool
+from symmcd.csp.templates import SHIPPED_POOL, TemplatePool, fit_element_volumes
 from symmcd.data.dataset import load_cache
 from symmcd.data.prepare import prepare_mp20
 
@@ -27,6 +27,7 @@ def main() -> None:
     prepare_mp20(args.work, workers=args.workers, splits=SPLITS)
     caches = [load_cache(args.work / f"{split}.npz") for split in SPLITS]
     pool = TemplatePool.from_caches(caches, source="symmcd MP-20 train.csv.gz + val.csv.gz")
+    pool.element_volumes = fit_element_volumes(pool)
     pool.save(args.out)
     print(f"{len(pool):,} templates -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 

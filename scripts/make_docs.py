@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -233,6 +234,12 @@ def csp_section() -> str:
         if rec is None:
             continue
         s = rec["all"]
+        planned = re.search(r"--compositions (\d+)", rec["command"])
+        if planned and int(planned.group(1)) > s["test_crystals"]:
+            out.append(
+                f"- {name}: **partial**: {s['test_crystals']:,} of the {int(planned.group(1)):,} "
+                "seeded test crystals so far; the same command resumes the run."
+            )
         out.append(
             f"- {name}: `{rec['command']}`; pool: {rec['pool']}; {s['no_template']} test "
             f"crystals had no template of their stoichiometry (generative prior), "

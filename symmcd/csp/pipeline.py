@@ -40,9 +40,10 @@ from symmcd.sampling.writers import SampledCrystal
 
 # DiffCSP++ refines retrieved templates from 0.1 T; a fraction of the trained steps
 REFINE_START = 0.1
-# ranking key: CHGNet energy per atom + RANK_PRIOR x ln(prototype rank), eV/atom. On 275 MP-20
-# train crystals held out of the pool (scripts/csp_benchmark.py --dataset mp20-tune), energy
-# alone put a match first for 52.7 %, prototype likelihood alone 57.5 %, this key 57.8 %
+# ranking key: CHGNet energy per atom + RANK_PRIOR x ln(prototype rank), eV/atom. Chosen on 275
+# MP-20 train crystals held out of the pool (scripts/csp_benchmark.py --dataset mp20-tune, an
+# earlier version of this pipeline): energy alone put a match first for 52.7 %, prototype
+# likelihood alone 57.5 %, this key 57.8 %
 RANK_PRIOR = 0.1
 # draws per generated candidate (the prior, for formulas without a template): a collapsed one
 # is kept and ranked by its energy rather than redrawn up to SamplingConfig.max_attempts times,

@@ -53,6 +53,8 @@ class TemplatePool:
     orbit_wyckoff: np.ndarray  # (O,) global Wyckoff index
     orbit_frac_coords: np.ndarray  # (O, 3)
     source: str = ""
+    # (100,) fitted volume per atom of each element, stored with a built pool (element_volumes)
+    element_volumes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,7 +81,11 @@ class TemplatePool:
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        arrays = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "source" and getattr(self, f.name) is not None
+        }
         np.savez_compressed(
             path,
             format_version=np.int64(POOL_FORMAT_VERSION),
@@ -96,7 +102,7 @@ class TemplatePool:
             with np.load(path, allow_pickle=False) as npz:
                 if int(npz["format_version"]) != POOL_FORMAT_VERSION:
                     raise InputError(f"template pool {path}: unsupported format version")
-                arrays = {f.name: npz[f.name] for f in fields(cls)}
+                arrays = {f.name: npz[f.name] for f in fields(cls) if f.name in npz.files}
         except (OSError, ValueError, KeyError) as error:
             raise InputError(f"cannot read template pool {path} ({type(error).__name__})") from None
         arrays["source"] = str(arrays["source"])
@@ -325,13 +331,21 @@ VOLUME_RATIO_RANGE = (0.2, 5.0)  # bounds on how much a substitution may scale a
 
 @functools.cache
 def element_volumes() -> np.ndarray:
-    """(100,) volume per atom of each element (A^3) as the shipped pool's cells add them up:
+    """(100,) volume per atom of each element (A^3), stored in the shipped pool when it was
+    built (:func:`fit_element_volumes`)."""
+    pool = shipped_pool()
+    if pool.element_volumes is not None:
+        return pool.element_volumes
+    return fit_element_volumes(pool)
+
+
+def fit_element_volumes(pool: TemplatePool) -> np.ndarray:
+    """(100,) volume per atom of each element (A^3) as a pool's cells add them up:
     non-negative least squares of cell volume on atom counts. Elements the pool lacks get
     4/3 pi r^3 of pymatgen's atomic radius, scaled to the fitted volumes."""
     from pymatgen.core import Element
     from scipy.optimize import nnls
 
-    pool = shipped_pool()
     counts = np.zeros((len(pool), 100))
     for i in range(len(pool)):
         for element, n in pool.element_counts(i).items():
