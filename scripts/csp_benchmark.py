@@ -295,8 +295,15 @@ def write_summary(record: dict, k: int, out: Path) -> None:
     record["all"] = summarise(record["rows"], k)
     unseen = [r for r in record["rows"] if not r["formula_in_pool"]]
     record["formula_not_in_pool"] = summarise(unseen, k)
+    for row in record["rows"]:
+        for candidate in row["candidates"]:
+            if candidate.get("energy") is not None:
+                candidate["energy"] = round(candidate["energy"], 4)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    rows = record.pop("rows")  # the summary first and readable, the rows compact
+    text = json.dumps(record, indent=1)[:-2] + ',\n "rows": ' + json.dumps(rows) + "\n}\n"
+    record["rows"] = rows
+    out.write_text(text)
 
 
 def pool_reduced_formulas(pool: TemplatePool) -> set[str]:
