@@ -246,8 +246,8 @@ def csp_section() -> str:
             f"- {name}: `{rec['command']}`; pool: {rec['pool']}; {s['no_template']} test "
             f"crystals had no template of their stoichiometry (generative prior), "
             f"{s['no_candidates']} no candidate, {s.get('templates_not_refined', 0)} templates "
-            f"larger than the network's cells kept unrefined; {rec['seconds_per_formula']:.1f} s per formula "
-            f"({rec['machine']}). {rec['protocol']}."
+            f"larger than the network's cells kept unrefined; "
+            f"{rec['seconds_per_formula']:.1f} s per formula ({rec['machine']}). {rec['protocol']}."
         )
     if old is not None:
         out.append(
