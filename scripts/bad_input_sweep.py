@@ -581,10 +581,10 @@ def sweep(only: str | None = None, out_json: Path | None = None) -> dict:
                 continue
             row = {
                 "case": name,
-                "argv": [a.replace(tmp, "TMP") for a in argv],
+                "argv": [portable(a, tmp) for a in argv],
                 **run_case(argv, name in MAY_SUCCEED),
             }
-            row["stderr"] = row["stderr"].replace(tmp, "TMP")
+            row["stderr"] = portable(row["stderr"], tmp)
             rows.append(row)
             mark = "" if row["result"] in ("clean", "honoured") else "  <--"
             print(f"{row['result']:<9} {row['seconds']:6.1f} s  {name}{mark}", flush=True)
@@ -597,6 +597,11 @@ def sweep(only: str | None = None, out_json: Path | None = None) -> dict:
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(table, indent=1) + "\n")
     return table
+
+
+def portable(text: str, tmp: str) -> str:
+    """``text`` with this machine's temporary folder and checkout written as TMP and REPO."""
+    return text.replace(tmp, "TMP").replace(str(ROOT), "REPO")
 
 
 def main() -> None:
