@@ -147,6 +147,10 @@ def predict_many(
     pool = resolve_pool(templates) if retrieve else None
     groups = frozenset(config.spacegroups or ())
     found = {f: stage_candidates(f, pool, n, groups) if pool else [] for f in reduced}
+    if refine_start or generate:
+        from symmcd.sampling.sampler import load_model
+
+        checkpoint = load_model(checkpoint)  # once, for refinement and the generative stage
     if refine_start:
         add_refined(found, refine_start, config, checkpoint, progress)
     if generate:
