@@ -291,10 +291,12 @@ def main() -> None:
 
 
 def write_summary(record: dict, k: int, out: Path) -> None:
-    """The summaries of every row and of the rows whose formula is absent from the pool."""
+    """The summaries of every row, of the rows whose formula is absent from the pool and of
+    those whose formula is in it (the test crystal is another polymorph of a known formula)."""
     record["all"] = summarise(record["rows"], k)
     unseen = [r for r in record["rows"] if not r["formula_in_pool"]]
     record["formula_not_in_pool"] = summarise(unseen, k)
+    record["formula_in_pool"] = summarise([r for r in record["rows"] if r["formula_in_pool"]], k)
     for row in record["rows"]:
         for candidate in row["candidates"]:
             if candidate.get("energy") is not None:
