@@ -503,7 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="processes for parsing, fingerprints and relaxation (default: all cores)",
+        help="processes for parsing, fingerprints, CDVAE-model graphs and relaxation "
+        "(default: all cores)",
     )
     p.add_argument(
         "--seed",

