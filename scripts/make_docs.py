@@ -276,6 +276,23 @@ def csp_section() -> str:
             f"- generative prior only: `{old['command']}`, by the script before templates "
             f"({old['protocol']}); `--generative-only` runs that pipeline today."
         )
+    ranker = load("prototype_ranker.json")
+    if ranker is not None:
+        out += [
+            "",
+            "Which structure type comes first: prototype@1 over pool crystals left out in turn "
+            f"(`{ranker['command']}`; {ranker['queries_with_templates']:,} queries with "
+            f"templates, {ranker['prototype_elsewhere_in_pool']:,} of whose prototypes exist "
+            "elsewhere in the pool; a learned pair classifier in the manner of CSPML, trained "
+            f"on {ranker['training_pairs']:,} pairs of other pool crystals):",
+            "",
+            "| prototype ranking | prototype@1 % | among queries whose prototype is in the pool |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| {name} | {v['all']:.1f} | {v['prototype_in_pool']:.1f} |"
+            for name, v in ranker["prototype_at_1_percent"].items()
+        ]
     out += ["", "Peers, MP-20 test (all 9,046 crystals), from their papers:", ""]
     out += ["| method | @1 match % / RMSE | @20 match % / RMSE |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in CSP_PEERS]
