@@ -71,7 +71,8 @@ def main() -> None:
         f"{network_time / max(len(built), 1) * 1e3:.1f} ms per crystal"
     )
     summary = {
-        "command": f"python scripts/cdvae_property_mae.py --n {args.n}",
+        "command": f"python scripts/cdvae_property_mae.py --n {args.n}"
+        + (f" --threads {args.threads}" if args.threads != 2 else ""),
         "test_crystals": int(len(table)),
         "predicted": int(ok.sum()),
         "mae": round(float(errors.mean()), 4),
