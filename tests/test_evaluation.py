@@ -463,3 +463,18 @@ def test_evaluate_with_relaxation_reports_stability(tmp_path, monkeypatch):
     assert metrics["metastable"] >= metrics["stable"] >= metrics["sun"] >= metrics["ssun"]
     records = (tmp_path / "out" / "relaxed" / "relaxed.jsonl").read_text().splitlines()
     assert len(records) == 4  # two crystals, free and symmetric
+
+
+def test_report_headline_shows_symmetric_sun_beside_sun():
+    """Issue #36: S.U.N. restricted to non-P1 crystals sits beside S.U.N. in the report."""
+    from symmcd.evaluation.report import headline_table
+
+    relaxed = headline_table(
+        {"struct_valid": 0.9632, "sg_jsd": 0.0837, "stable": 0.22, "sun": 0.2, "ssun": 0.19,
+         "n_relaxed": 100}
+    )
+    assert relaxed.index("S.U.N.</th>") < relaxed.index("S.U.N., not P1")
+    assert "19.00 %" in relaxed and "96.32 %" in relaxed and "0.0837" in relaxed
+    assert "100 relaxed" in relaxed
+    unrelaxed = headline_table({"struct_valid": 0.9, "cov_recall": None})
+    assert "S.U.N." not in unrelaxed and "n/a" in unrelaxed

@@ -136,6 +136,46 @@ def plot_examples(crystals: CrystalSet, summary: CrystalSummary, path: Path) -> 
     return _save(figure, path)
 
 
+# (metrics.json key, column name, shown as a percentage): the field's generation table
+HEADLINE = (
+    ("struct_valid", "struct. valid", True),
+    ("comp_valid", "comp. valid", True),
+    ("cov_recall", "COV-R", True),
+    ("cov_precision", "COV-P", True),
+    ("sg_jsd", "SG JSD", False),
+    ("wdist_density", "wdist density", False),
+    ("wdist_formation_energy", "wdist E_form", False),
+    ("wdist_num_elements", "wdist #elem.", False),
+    ("stable", "stable", True),
+    ("sun", "S.U.N.", True),
+    ("ssun", "S.U.N., not P1", True),
+)
+
+
+def headline_table(metrics: dict) -> str:
+    """HTML table of the field's headline columns, in its order; stability columns (share of
+    the relaxed samples) only when samples were relaxed."""
+    cells = []
+    for key, name, percent in HEADLINE:
+        if key not in metrics:
+            continue
+        value = metrics[key]
+        if value is None:
+            text = "n/a"
+        elif percent:
+            text = f"{100 * value:.2f} %"
+        else:
+            text = f"{value:.4f}"
+        cells.append((name, text))
+    relaxed = metrics.get("n_relaxed")
+    note = ""
+    if relaxed:
+        note = f"<p>Stability columns: shares of {relaxed} relaxed valid samples.</p>"
+    head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in cells)
+    row = "".join(f"<td>{html.escape(text)}</td>" for _, text in cells)
+    return f"<table>\n<tr>{head}</tr>\n<tr>{row}</tr>\n</table>\n{note}"
+
+
 def metrics_table(metrics: dict) -> str:
     """HTML table of the metrics, numbers rounded to 4 significant digits."""
     rows = []
@@ -176,11 +216,13 @@ def write_report(
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>symmcd evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}
-table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:2px 8px}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}
 img{{max-width:100%}}</style>
 </head><body>
 <h1>symmcd evaluation: {html.escape(str(metrics.get("samples", "")))}</h1>
 <p>{metrics.get("n")} samples against {html.escape(str(metrics.get("reference", "")))}.</p>
+<h2>Headline</h2>
+{headline_table(metrics)}
 <h2>Metrics</h2>
 {metrics_table(metrics)}
 {relax_note}
