@@ -62,8 +62,8 @@ def headline_table() -> str:
         return "_No paper-table run recorded yet (`scripts/paper_tables.py`)._"
     lines = [
         "| MP-20, 10,000 crystals | struct. valid | comp. valid | COV-R | COV-P | SG JSD | "
-        "stable | S.U.N. | S.U.N., not P1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "wdist density | wdist E_form | wdist #elem. | stable | S.U.N. | S.U.N., not P1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     shown_paper = set()
     for label, rec in rows:
@@ -72,15 +72,24 @@ def headline_table() -> str:
             name = "SymmCD paper, " + ("all SGs" if rec["set"] == "all" else "10 SGs")
             lines.append(
                 f"| {name} | {p['struct_valid']} | {p['comp_valid']} | {p['cov_recall']} | "
-                f"{p['cov_precision']} | {p['sg_jsd']} | {p['stable']} | {p['sun']} | "
+                f"{p['cov_precision']} | {p['sg_jsd']} | {p.get('wdist_density', 'n/a')} | "
+                f"{p.get('wdist_formation_energy', 'n/a')} | "
+                f"{p.get('wdist_num_elements', 'n/a')} | {p['stable']} | {p['sun']} | "
                 f"{p.get('ssun', 'n/a')} |"
             )
             shown_paper.add(rec["set"])
         m = rec["metrics"]
         relaxed = m.get("n_relaxed") or 0
+        # records written before wdist_formation_energy_chgnet existed hold CHGNet's figure
+        e_form = (
+            num(m["wdist_formation_energy"])
+            if "wdist_formation_energy_chgnet" in m
+            else "n/a (CHGNet's)"
+        )
         lines.append(
             f"| {label} | {pct(m['struct_valid'])} | {pct(m['comp_valid'])} | "
             f"{pct(m['cov_recall'])} | {pct(m['cov_precision'])} | {num(m['sg_jsd'])} | "
+            f"{num(m['wdist_density'])} | {e_form} | {num(m['wdist_num_elements'])} | "
             f"{pct(m.get('stable'), 1)} | {pct(m.get('sun'), 1)}"
             + (f" ({relaxed} relaxed) |" if relaxed else " |")
             + f" {pct(m.get('ssun'), 1)} |"
@@ -100,7 +109,10 @@ def paper_section() -> str:
             f"{pct(m['novel'])} %; at 1 Å {pct(m['struct_valid_1A'])} %; SG match "
             f"{pct(m['sg_match'])} %; wdist density {num(m['wdist_density_all_valid'], 3)}, "
             f"#elements {num(m['wdist_num_elements_all_valid'], 3)} (over every valid sample), "
-            f"E_form {num(m['wdist_formation_energy'], 3)} eV/atom; SG JSD with symmcd's first "
+            "E_form with CHGNet "
+            f"{num(m.get('wdist_formation_energy_chgnet', m['wdist_formation_energy']), 3)} "
+            "eV/atom; SG JSD "
+            "with symmcd's first "
             f"definition {num(m.get('sg_jsd_base2_all_readable'))}"
         )
     out += [
