@@ -2,13 +2,15 @@
 
 Splits written (see ``symmcd/data/mp20/README.md``):
 
-- ``train.csv.gz``: ``train_partial.csv`` + ``val.csv`` minus the validation slice;
+- ``train.csv.gz``: ``train_recovered.csv.gz`` (20,575 of the 27,136 train crystals, recovered
+  from public copies; ``../shared/data/mp_20/README.md``) + ``val.csv`` minus the validation slice;
 - ``val.csv.gz``: a fixed slice of ``VALIDATION_SIZE`` rows of ``val.csv``, chosen by sorting the
   material ids, permuting them with ``numpy.random.default_rng(VALIDATION_SEED)`` and taking the
   first ``VALIDATION_SIZE`` (so the choice does not depend on the row order of the source file);
 - ``test.csv.gz``: ``test.csv``, every row, in its original order;
-- ``properties.csv.gz``: the property labels (``LABEL_COLUMNS``) of every source row that carries
-  them, by ``material_id`` (all three splits; read by ``symmcd.data.labels``).
+- ``properties.csv.gz``: the property labels (``LABEL_COLUMNS``) by ``material_id``: every train
+  id of ``train_labels.csv.gz`` with a label (structure at hand or not) and every labelled val and
+  test row (read by ``symmcd.data.labels``).
 
 Only the columns the package uses are kept. Output is byte-reproducible (gzip mtime 0).
 
@@ -36,11 +38,12 @@ KEPT_COLUMNS = [
     "cif",
 ]
 LABEL_COLUMNS = ["material_id", "formation_energy_per_atom", "band_gap", "e_above_hull"]
-DEFAULT_SOURCE = Path("/work/shared/data/mp_20")
+DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp_20"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "symmcd" / "data" / "mp20"
 
 
-SOURCE_FILES = ("train_partial.csv", "val.csv", "test.csv")
+TRAIN_FILE = "train_recovered.csv.gz"
+LABEL_FILES = ("train_labels.csv.gz", "val.csv", "test.csv")
 
 
 def keep_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -67,13 +70,13 @@ def write_csv_gz(frame: pd.DataFrame, path: Path) -> int:
 
 def build(source: Path, out: Path) -> dict[str, int]:
     """Read the source CSVs, build the three splits, write them; return rows per split."""
-    train_partial = keep_columns(pd.read_csv(source / "train_partial.csv"))
+    train = keep_columns(pd.read_csv(source / TRAIN_FILE))
     val = keep_columns(pd.read_csv(source / "val.csv"))
     test = keep_columns(pd.read_csv(source / "test.csv"))
     held_out = validation_ids(val["material_id"])
     is_held_out = val["material_id"].astype(str).isin(held_out)
     splits = {
-        "train": pd.concat([train_partial, val[~is_held_out]], ignore_index=True),
+        "train": pd.concat([train, val[~is_held_out]], ignore_index=True),
         "val": val[is_held_out].reset_index(drop=True),
         "test": test,
     }
@@ -84,9 +87,10 @@ def build(source: Path, out: Path) -> dict[str, int]:
         total += size
         print(f"{name}: {len(frame)} rows, {size / 1e6:.2f} MB")
     labels = pd.concat(
-        [pd.read_csv(source / name, usecols=LABEL_COLUMNS) for name in SOURCE_FILES],
+        [pd.read_csv(source / name, usecols=LABEL_COLUMNS) for name in LABEL_FILES],
         ignore_index=True,
     ).dropna(subset=LABEL_COLUMNS[1:], how="all")
+    labels = labels.drop_duplicates("material_id", keep="first").reset_index(drop=True)
     size = write_csv_gz(labels, out / "properties.csv.gz")
     total += size
     print(f"properties: {len(labels)} labelled rows, {size / 1e6:.2f} MB")
