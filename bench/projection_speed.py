@@ -29,7 +29,7 @@ from pyxtal.symmetry import Group, search_cloest_wp
 
 from symmcd.symmetry import tables, wyckoff
 
-MP20_TEST = Path("/work/shared/data/mp_20/test.csv")
+MP20_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp_20" / "test.csv"
 OUT_PATH = Path(__file__).with_suffix(".out.txt")
 
 

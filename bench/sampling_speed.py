@@ -33,7 +33,7 @@ from symmcd.sampling.loop import resolve_precision
 from symmcd.sampling.sampler import load_model
 
 OUT_PATH = Path(__file__).with_suffix(".out.txt")
-MP20_VAL = Path("/work/shared/data/mp_20/val.csv")
+MP20_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp_20" / "val.csv"
 FULL_RUNS = ((1000, 1000), (1000, 100), (10000, 1000), (10000, 100))
 QUICK_RUNS = ((200, 100), (200, 20))
 

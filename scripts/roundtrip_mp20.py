@@ -1,7 +1,7 @@
 """Round trip structure -> AsymmetricUnit -> structure on the MP-20 test set, and
 lattice -> k -> lattice on every MP-20 lattice at hand.
 
-    python scripts/roundtrip_mp20.py [--data /work/shared/data/mp_20] [--workers 2] [--limit N]
+    python scripts/roundtrip_mp20.py [--data ../shared/data/mp_20] [--workers 2] [--limit N]
 
 Prints the share of crystals whose rebuilt conventional cell matches the original under
 pymatgen's StructureMatcher (default tolerances), the share whose spglib group (symprec 0.1) on
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from symmcd.symmetry.lattice import k_to_lattices, lattices_to_k
 
-DEFAULT_DATA = Path("/work/shared/data/mp_20")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp_20"
 _CELL_KEYS = ("a", "b", "c", "alpha", "beta", "gamma")
 
 

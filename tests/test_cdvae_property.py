@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
+from shared_data import MP20
 
 from symmcd.evaluation import cdvae_property as cp
 
-MP20_TEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mp_20" / "test.csv"
+MP20_TEST = MP20 / "test.csv"
 
 
 def rocksalt() -> Structure:

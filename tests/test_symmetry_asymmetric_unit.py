@@ -9,13 +9,12 @@ import pytest
 import spglib
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import DummySpecies, Lattice, Structure
+from shared_data import MP20
 
 from symmcd import AsymmetricUnit
 from symmcd.errors import InputError, StructureError
 from symmcd.symmetry import tables as T
 from symmcd.symmetry.lattice import k_fixed_values, k_mask, lattice_to_k
-
-MP20 = "/work/shared/data/mp_20"
 
 
 def _rocksalt() -> AsymmetricUnit:

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymatgen.core import Lattice
+from shared_data import MP20
 
 from symmcd.errors import InputError
 from symmcd.symmetry.lattice import (
@@ -18,8 +19,6 @@ from symmcd.symmetry.lattice import (
     lattice_to_k,
     lattices_to_k,
 )
-
-MP20 = "/work/shared/data/mp_20"
 
 
 def _parameters(matrix: np.ndarray) -> np.ndarray:
