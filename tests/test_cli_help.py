@@ -49,3 +49,19 @@ def test_relax_prints_its_summary_as_json(tmp_path, capsys, monkeypatch):
     assert cli.main(["relax", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == {**summary, "mean_steps": None}
+
+
+def test_sample_options_are_the_sampling_config_fields_with_its_defaults():
+    """Issue #39: `symmcd sample` has an option for every SamplingConfig field, and each option's
+    default is the field's (the CLI restates them so that --help imports no torch)."""
+    from dataclasses import fields
+
+    from symmcd.cli import build_parser, sampling_config
+    from symmcd.sampling.config import SamplingConfig
+
+    args = build_parser().parse_args(["sample", "--n", "1", "--out", "unused"])
+    defaults = SamplingConfig()
+    for field in fields(SamplingConfig):
+        assert hasattr(args, field.name), f"SamplingConfig.{field.name} has no sample option"
+        assert getattr(args, field.name) == getattr(defaults, field.name), field.name
+    assert sampling_config(args) == defaults
