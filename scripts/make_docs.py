@@ -572,7 +572,23 @@ def main() -> None:
         return
     PAGE.write_text(new_page)
     README.write_text(new_readme)
+    scrubbed = scrub_machine_paths()
     print(f"wrote {PAGE} and the headline table of {README}")
+    if scrubbed:
+        print(f"machine paths scrubbed from {', '.join(scrubbed)}")
+
+
+def scrub_machine_paths() -> list[str]:
+    """Rewrite the committed result files with this checkout as ``.`` and the home folder as
+    ``~`` (the scripts record their command lines and folders as run): no machine paths in the
+    repository."""
+    changed = []
+    for path in sorted(RESULTS.glob("*.json*")):
+        text = path.read_text()
+        if portable(text) != text:
+            path.write_text(portable(text))
+            changed.append(path.name)
+    return changed
 
 
 if __name__ == "__main__":
