@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=10,
         help="draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
-        "is redrawn, up to N draws in all (10; 1 keeps every first draw)",
+        "is redrawn, up to N draws in all (10; at most 100; 1 keeps every first draw)",
     )
     p.add_argument(
         "--corrector-steps",

@@ -30,6 +30,7 @@ def test_config_normalises_and_records_its_values():
         ({"spacegroups": 225, "top_k_spacegroups": 5}, "one, not both"),
         ({"formula": "LiFePO4", "elements": "Li"}, "one, not both"),
         ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": 101}, "at most 100"),
         ({"min_distance": 0.1}, "min_distance"),
         ({"repulsion": -1.0}, "repulsion"),
         ({"precision": "16"}, "precision"),

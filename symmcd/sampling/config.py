@@ -22,6 +22,7 @@ MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms furthe
 MAX_REPULSION = 3.0  # Angstrom
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 MAX_CORRECTOR_STEPS = 100  # network calls per step; a million ran for hours (bad-input sweep)
+MAX_ATTEMPTS = 100  # draws per crystal; a crystal that fails 100 draws will not pass the next
 # Angstrom: one-draw structural validity of the shipped model 85.1 % -> 96.9 % (docs/results.md)
 DEFAULT_REPULSION = 1.0
 # predictor only: with the repulsion, one corrector move per step bought nothing measurable
@@ -111,7 +112,7 @@ class SamplingConfig:
             "elements": elements,
             "batch_size": checked_int("batch_size", self.batch_size, 1),
             "seed": checked_int("seed", self.seed, 0, MAX_SEED),
-            "max_attempts": checked_int("max_attempts", self.max_attempts, 1),
+            "max_attempts": checked_int("max_attempts", self.max_attempts, 1, MAX_ATTEMPTS),
             "corrector_steps": checked_int(
                 "corrector_steps", self.corrector_steps, 0, MAX_CORRECTOR_STEPS
             ),
