@@ -154,7 +154,7 @@ def cases(f: dict[str, str], out) -> list[tuple[str, list[str]]]:
         "--steps": ("0", "-3", "100000", "x", "2.5"),
         "--batch-size": ("0", "-1", "x"),
         "--seed": ("-1", "x", "1e30", "99999999999999999999999"),
-        "--max-attempts": ("0", "-2", "x"),
+        "--max-attempts": ("0", "-2", "x", "1000"),
         "--corrector-steps": ("-1", "x", "1000000"),
         "--top-k-spacegroups": ("0", "-1", "1000"),
         "--min-distance": ("-1", "nan", "inf", "100", "x"),
