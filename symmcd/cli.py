@@ -12,14 +12,23 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 from symmcd.errors import InputError, SymmcdError
 
-# = symmcd.sampling.config's defaults (restated so that `symmcd --help` imports no torch)
-DEFAULT_REPULSION = 1.0
-DEFAULT_CORRECTOR_STEPS = 0
-DEFAULT_GUIDANCE = 2.0
+# light to import (no torch): the sample options take their defaults from these fields
+from symmcd.sampling.config import (
+    DEFAULT_CORRECTOR_STEPS,
+    DEFAULT_GUIDANCE,
+    DEFAULT_REPULSION,
+    MAX_ATTEMPTS,
+    MAX_MIN_DISTANCE,
+    PRECISIONS,
+    SamplingConfig,
+)
+
+SAMPLING_DEFAULTS = {f.name: f.default for f in dataclass_fields(SamplingConfig)}
 # = symmcd.sampling.writers.FORMATS (restated so that a bad --format is refused before torch)
 SAMPLE_FORMATS = ("cif", "extxyz", "poscar")
 
@@ -352,11 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=500,
+        default=SAMPLING_DEFAULTS["batch_size"],
         help="crystals denoised together (%(default)s; lower it to use less memory)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed; same seed, same crystals (%(default)s)"
+        "--seed",
+        type=int,
+        default=SAMPLING_DEFAULTS["seed"],
+        help="random seed; same seed, same crystals (%(default)s)",
     )
     p.add_argument(
         "--format",
@@ -368,16 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
         "--precision",
-        choices=("auto", "32", "bf16"),
-        default="auto",
+        choices=PRECISIONS,
+        default=SAMPLING_DEFAULTS["precision"],
         help="network arithmetic: auto (default) = bf16 on CPUs with native bfloat16, else 32",
     )
     p.add_argument(
         "--max-attempts",
         type=int,
-        default=10,
+        default=SAMPLING_DEFAULTS["max_attempts"],
         help="draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
-        "is redrawn, up to N draws in all (10; at most 100; 1 keeps every first draw)",
+        f"is redrawn, up to N draws in all (%(default)s; at most {MAX_ATTEMPTS}; 1 keeps every "
+        "first draw)",
     )
     p.add_argument(
         "--corrector-steps",
@@ -389,14 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-distance",
         type=float,
-        default=0.5,
-        help="redraw crystals with two atoms closer than this many Angstrom (0.5, the collapse "
-        "threshold; at most 3.0)",
+        default=SAMPLING_DEFAULTS["min_distance"],
+        help="redraw crystals with two atoms closer than this many Angstrom (%(default)s, the "
+        f"collapse threshold; at most {MAX_MIN_DISTANCE:g})",
     )
     p.add_argument(
         "--element-temperature",
         type=float,
-        default=1.0,
+        default=SAMPLING_DEFAULTS["element_temperature"],
         help="divide the network's element logits by this at every step (1, as trained; below "
         "1 favours the elements it finds most likely; 0.05-10)",
     )

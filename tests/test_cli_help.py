@@ -53,7 +53,7 @@ def test_relax_prints_its_summary_as_json(tmp_path, capsys, monkeypatch):
 
 def test_sample_options_are_the_sampling_config_fields_with_its_defaults():
     """Issue #39: `symmcd sample` has an option for every SamplingConfig field, and each option's
-    default is the field's (the CLI restates them so that --help imports no torch)."""
+    default is the field's."""
     from dataclasses import fields
 
     from symmcd.cli import build_parser, sampling_config

@@ -10,7 +10,26 @@ histogram; `formula` enumerates Wyckoff templates and clamps elements and site s
 Orbits sharing a fixed point are separated; close atoms are kept and flagged (`collapsed`).
 """
 
-from symmcd.sampling.sampler import sample, sample_to_dir
-from symmcd.sampling.writers import SampledCrystal
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from symmcd.sampling.sampler import sample, sample_to_dir
+    from symmcd.sampling.writers import SampledCrystal
 
 __all__ = ["SampledCrystal", "sample", "sample_to_dir"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the sampler (and torch) on first use, so that ``symmcd.sampling.config`` stays
+    light to import (the CLI builds ``--help`` from it)."""
+    if name in ("sample", "sample_to_dir"):
+        from symmcd.sampling import sampler
+
+        return getattr(sampler, name)
+    if name == "SampledCrystal":
+        from symmcd.sampling.writers import SampledCrystal
+
+        return SampledCrystal
+    raise AttributeError(f"module 'symmcd.sampling' has no attribute {name!r}")

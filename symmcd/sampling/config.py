@@ -3,7 +3,8 @@
 The CLI, :func:`symmcd.sample`, :func:`symmcd.sampling.sample_to_dir`, the scripts and
 ``summary.json`` all pass this one object, so a setting is named, checked and documented here
 only. Values are normalised on construction (``spacegroups="Fm-3m,194"`` becomes ``(225, 194)``)
-and a bad one raises :class:`~symmcd.errors.InputError` naming it.
+and a bad one raises :class:`~symmcd.errors.InputError` naming it. Importing this module is
+light (no torch, no pymatgen), so the CLI builds its options from these fields and defaults.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from symmcd.errors import InputError
-from symmcd.sampling import conditions
-from symmcd.sampling.loop import PRECISIONS
-from symmcd.sampling.unfold import COLLAPSE_DISTANCE
+
+PRECISIONS = ("auto", "32", "bf16")  # network precision: auto = bf16 where the CPU has it
+COLLAPSE_DISTANCE = 0.5  # Angstrom; closer atoms mean two orbits collapsed onto each other
 
 MAX_MIN_DISTANCE = 3.0  # Angstrom; hardly any real crystal has all atoms further apart
 MAX_REPULSION = 3.0  # Angstrom
@@ -88,6 +89,8 @@ class SamplingConfig:
     guidance: float | None = None  # DEFAULT_GUIDANCE when there are targets
 
     def __post_init__(self) -> None:
+        from symmcd.sampling import conditions  # pymatgen: only when a config is built
+
         groups = conditions.parse_spacegroups(self.spacegroups)
         elements = conditions.parse_elements(self.elements)
         if self.formula is not None:

@@ -18,6 +18,7 @@ import torch
 
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import InputError, SymmetryError
+from symmcd.sampling.config import PRECISIONS
 from symmcd.sampling.plan import CrystalPlan
 from symmcd.sampling.unfold import AsymmetricUnits
 from symmcd.symmetry import tables
@@ -64,7 +65,6 @@ def plan_tensors(plans: Sequence[CrystalPlan]) -> dict[str, torch.Tensor | None]
     }
 
 
-PRECISIONS = ("auto", "32", "bf16")
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 

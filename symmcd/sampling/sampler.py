@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 from symmcd.checkpoint import CONDITIONED_CHECKPOINT, DEFAULT_CHECKPOINT, load_checkpoint
 from symmcd.errors import CheckpointError, InputError
 from symmcd.sampling import conditions, loop, plan, writers
-from symmcd.sampling.config import SamplingConfig, checked_int
+from symmcd.sampling.config import COLLAPSE_DISTANCE, SamplingConfig, checked_int
 from symmcd.sampling.guidance import GuidedDenoiser
-from symmcd.sampling.unfold import COLLAPSE_DISTANCE, AsymmetricUnits, unfold
+from symmcd.sampling.unfold import AsymmetricUnits, unfold
 from symmcd.sampling.writers import SampledCrystal
 from symmcd.symmetry import tables
 

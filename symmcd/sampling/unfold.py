@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
+from symmcd.sampling.config import COLLAPSE_DISTANCE
 from symmcd.sampling.writers import Orbit, SampledCrystal
 from symmcd.symmetry import tables, wyckoff
 from symmcd.symmetry.detect import symmetry_dataset
 from symmcd.symmetry.lattice import apply_k_constraints_batch, k_to_lattices
 
-COLLAPSE_DISTANCE = 0.5  # Angstrom; closer atoms mean two orbits collapsed onto each other
 SYMMETRY_CHECK_SYMPREC = 0.1  # the tolerance of scripts/check_samples.py
 ELEMENT_SYMBOLS = tuple(Element.from_Z(z).symbol for z in range(1, 101))
 
