@@ -1,10 +1,11 @@
 """The reverse diffusion loop over one batch of planned crystals.
 
 Crystals of different sizes share one flat node tensor. Every step calls
-``JointDiffusion.denoise_step`` (by default one Langevin corrector move of the coordinates, then
-the predictor of all four chains, as in DiffCSP's predictor-corrector sampler; each corrector move
-costs one more network call per step). With fewer steps than
-the model was trained with, the steps are evenly spaced integers from T down to 0.
+``JointDiffusion.denoise_step``: ``corrector_steps`` Langevin corrector moves of the coordinates
+(DiffCSP's predictor-corrector sampler; each move costs one more network call per step; the
+sampler's default, ``SamplingConfig``, is none), then the predictor of all four chains. With
+fewer steps than the model was trained with, the steps are evenly spaced integers from T down
+to 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import torch
 
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import InputError, SymmetryError
-from symmcd.sampling.config import PRECISIONS
+from symmcd.sampling.config import (
+    DEFAULT_CORRECTOR_STEPS,
+    DEFAULT_REPULSION,
+    PRECISIONS,
+    SamplingConfig,
+)
 from symmcd.sampling.plan import CrystalPlan
 from symmcd.sampling.unfold import AsymmetricUnits
 from symmcd.symmetry import tables
@@ -138,9 +144,9 @@ def denoise_batch(
     generator: torch.Generator,
     element_allowed: torch.Tensor | None = None,
     on_step: Callable[[], None] | None = None,
-    corrector_steps: int = 1,
-    element_temperature: float = 1.0,
-    repulsion: float = 0.0,
+    corrector_steps: int = DEFAULT_CORRECTOR_STEPS,
+    element_temperature: float = SamplingConfig.element_temperature,
+    repulsion: float = DEFAULT_REPULSION,
     properties: torch.Tensor | None = None,
 ) -> tuple[AsymmetricUnits, np.ndarray | None]:
     """Run the reverse process for `plans` (`corrector_steps` Langevin moves before each
@@ -186,9 +192,9 @@ def reverse_process(
     clamp_elements: torch.Tensor | None = None,
     clamp_site_symmetry: torch.Tensor | None = None,
     on_step: Callable[[], None] | None = None,
-    corrector_steps: int = 1,
-    element_temperature: float = 1.0,
-    repulsion: float = 0.0,
+    corrector_steps: int = DEFAULT_CORRECTOR_STEPS,
+    element_temperature: float = SamplingConfig.element_temperature,
+    repulsion: float = DEFAULT_REPULSION,
     properties: torch.Tensor | None = None,
 ) -> AsymmetricUnits:
     """The reverse steps of ``schedule`` from ``state`` (the prior, or a noised template), then

@@ -10,7 +10,8 @@ distances in Å under the current lattice (``symmcd.model.geometry``), each step
 gradient step (the metric's inverse turns the fractional gradient into a Cartesian move), so a
 pair closer than ``d_min`` moves apart by a fraction of its overlap. An orbit's own images are
 left alone: near a special position they coincide by design. It is a heuristic on the sampler,
-not part of the trained model, and is off by default (``repulsion=0``).
+not part of the trained model: on by default at 1.0 Å (``SamplingConfig.repulsion``; 0 turns it
+off, as in the published protocol).
 """
 
 from __future__ import annotations
