@@ -171,53 +171,67 @@ def cases(f: dict[str, str], out) -> list[tuple[str, list[str]]]:
             if option == "--guidance":
                 argv += ["--target", "formation_energy_per_atom=-1"]
             add(f"sample {option} {value!r}", argv)
-    # --- sample: symbols, elements, formulas
-    for value in ("231", "0", "-5", "Xx", "P99", "Fm-3q", ",", "225,,999", "P 1 2 3 4", "1.5"):
-        add(
-            f"sample --spacegroups {value!r}",
-            ["sample", "--n", "1", *fast, "--out", out("s"), "--spacegroups", value],
-        )
-    for value in ("Xx", "Li,Xx", "", ",", "li", "Og", "Uue", "Li,Li", "123", "H,He,Ne,Ar,Kr,Xe"):
-        add(
-            f"sample --elements {value!r}",
-            ["sample", "--n", "1", *fast, "--out", out("s"), "--elements", value],
-        )
-    for value in (
-        "Xx2",
-        "",
-        "Li-1O",
-        "Li0.5O",
-        "()",
-        "Li(O",
-        "H1000",
-        "Li999O999",
-        "He",
-        "Ne2",
-        "Og1",
-        "O0",
-        "li2o",
-        "NaCl)",
-        "12",
-        "Li2O extra",
-    ):
-        add(
-            f"sample --formula {value!r}",
-            ["sample", "--n", "1", *fast, "--out", out("s"), "--formula", value],
-        )
-    for value in (
-        "band_gap",
-        "band_gap=x",
-        "nope=1",
-        "=1",
-        "band_gap=nan",
-        "band_gap=inf",
-        "band_gap=1e9",
-        "formation_energy_per_atom=-1e9",
-    ):
-        add(
-            f"sample --target {value!r}",
-            ["sample", "--n", "1", *fast, "--out", out("s"), "--target", value],
-        )
+    # --- sample: symbols, elements, formulas, targets
+    symbols = {
+        "--spacegroups": (
+            "231",
+            "0",
+            "-5",
+            "Xx",
+            "P99",
+            "Fm-3q",
+            ",",
+            "225,,999",
+            "P 1 2 3 4",
+            "1.5",
+        ),
+        "--elements": (
+            "Xx",
+            "Li,Xx",
+            "",
+            ",",
+            "li",
+            "Og",
+            "Uue",
+            "Li,Li",
+            "123",
+            "H,He,Ne,Ar,Kr,Xe",
+        ),
+        "--formula": (
+            "Xx2",
+            "",
+            "Li-1O",
+            "Li0.5O",
+            "()",
+            "Li(O",
+            "H1000",
+            "Li999O999",
+            "He",
+            "Ne2",
+            "Og1",
+            "O0",
+            "li2o",
+            "NaCl)",
+            "12",
+            "Li2O extra",
+        ),
+        "--target": (
+            "band_gap",
+            "band_gap=x",
+            "nope=1",
+            "=1",
+            "band_gap=nan",
+            "band_gap=inf",
+            "band_gap=1e9",
+            "formation_energy_per_atom=-1e9",
+        ),
+    }
+    for option, values in symbols.items():
+        for value in values:
+            add(
+                f"sample {option} {value!r}",
+                ["sample", "--n", "1", *fast, "--out", out("s"), option, value],
+            )
     conflicts = {
         "--spacegroups + --top-k": ["--spacegroups", "225", "--top-k-spacegroups", "3"],
         "--formula vs --elements": ["--formula", "NaCl", "--elements", "Fe,O"],
