@@ -4,13 +4,14 @@ Samples N crystals with one draw each (the published protocol: collapsed and off
 crystals count as failures) at each seed and reports, per seed and pooled: structural validity
 (0.5 A, the field's), the same at 1 A, compositional validity (SMACT, as ``symmcd evaluate``),
 the share whose spglib group (symprec 0.1) equals the sampled one, the Wasserstein distance of
-the number of elements of the valid samples to the MP-20 test split's, and crystals per second.
+the number of elements of the valid samples to the MP-20 test split's, the share whose elements
+the charge-balanced decoding changed, and crystals per second.
 Appends one JSON row per call to ``--out`` (machine-readable; the docs' ablation table is made
 from it) and prints it.
 
     python scripts/one_draw_table.py --label "v2 (shipped)" [--checkpoint model.pt]
         [--n 1000] [--seeds 0,1] [--steps 100] [--corrector-steps 1] [--precision 32]
-        [--repulsion 1.0]
+        [--repulsion 1.0] [--element-decoding charge-balanced]
         [--out docs/results/ablation.jsonl]
 """
 
@@ -56,6 +57,7 @@ def measure(args: argparse.Namespace, seed: int, reference: np.ndarray) -> dict:
         max_attempts=1,
         corrector_steps=args.corrector_steps,
         repulsion=args.repulsion,
+        element_decoding=args.element_decoding,
         progress=False,
     )
     seconds = time.perf_counter() - started
@@ -73,6 +75,9 @@ def measure(args: argparse.Namespace, seed: int, reference: np.ndarray) -> dict:
         "comp_valid": float(comp_valid.mean()),
         "sg_match": float(np.mean([d == s for d, s in zip(detected, sampled, strict=True)])),
         "wdist_num_elements": wasserstein(elements[valid], reference),
+        "rebalanced": float(
+            np.mean([c.metadata.get("rebalanced_orbits", 0) > 0 for c in crystals])
+        ),
         "seconds": round(seconds, 1),
         "crystals_per_s": round(len(structures) / seconds, 2),
     }
@@ -81,6 +86,7 @@ def measure(args: argparse.Namespace, seed: int, reference: np.ndarray) -> dict:
 def pooled(rows: list[dict]) -> dict:
     """Means over seeds, weighted by crystals (all seeds have the same n)."""
     keys = ("struct_valid", "struct_valid_1A", "comp_valid", "sg_match", "wdist_num_elements")
+    keys += ("rebalanced",)
     out = {key: float(np.mean([row[key] for row in rows])) for key in keys}
     out["crystals_per_s"] = round(
         sum(row["n"] for row in rows) / sum(row["seconds"] for row in rows), 2
@@ -98,6 +104,9 @@ def main() -> None:
     parser.add_argument("--corrector-steps", type=int, default=1)
     parser.add_argument("--precision", default="32", choices=("auto", "32", "bf16"))
     parser.add_argument("--repulsion", type=float, default=0.0, help="sampler push, Å (0: off)")
+    parser.add_argument(
+        "--element-decoding", default="argmax", choices=("argmax", "charge-balanced")
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
@@ -112,6 +121,7 @@ def main() -> None:
         "steps": args.steps,
         "corrector_steps": args.corrector_steps,
         "repulsion": args.repulsion,
+        "element_decoding": args.element_decoding,
         "precision": args.precision,
         **pooled(rows),
         "per_seed": rows,

@@ -10,7 +10,8 @@ the Wyckoff-template table as markdown, beside the paper's figures.
 
     python scripts/paper_tables.py --set all --out RUN_DIR [--n 10000] [--relax 100]
     python scripts/paper_tables.py --set top10 --out RUN_DIR [--n 10000] [--relax 100]
-        [--max-attempts 1] [--repulsion 0] [--precision auto] [--workers W]
+        [--max-attempts 1] [--repulsion 0] [--element-decoding argmax] [--precision auto]
+        [--workers W]
         [--checkpoint PATH] [--no-symmetric-relax] [--no-coverage] [--json PATH]
 
 Besides the printed tables, writes every metric, the settings and this command as JSON
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from symmcd.evaluation import evaluate
 from symmcd.sampling import sample_to_dir
+from symmcd.sampling.config import ELEMENT_DECODINGS
 from symmcd.sampling.sampler import load_model
 
 TOP10 = (2, 12, 14, 62, 63, 139, 166, 194, 221, 225)
@@ -81,6 +83,7 @@ def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
             and conditions["seed"] == args.seed
             and conditions["max_attempts"] == args.max_attempts
             and conditions.get("repulsion", 0.0) == args.repulsion
+            and conditions.get("element_decoding", "argmax") == args.element_decoding
             and (args.precision == "auto" or conditions.get("precision", "32") == args.precision)
         )
         if not same:
@@ -96,6 +99,7 @@ def ensure_samples(folder: Path, args: argparse.Namespace) -> dict:
         max_attempts=args.max_attempts,
         precision=args.precision,
         repulsion=args.repulsion,
+        element_decoding=args.element_decoding,
     )
 
 
@@ -144,6 +148,8 @@ def default_json_path(args: argparse.Namespace) -> Path:
         name += f"_attempts{args.max_attempts}"
     if args.repulsion:
         name += f"_repulsion{args.repulsion:g}"
+    if args.element_decoding != "argmax":
+        name += "_" + args.element_decoding.replace("-", "")
     return Path(__file__).resolve().parents[1] / "docs" / "results" / f"{name}.json"
 
 
@@ -186,6 +192,12 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
     parser.add_argument(
         "--repulsion", type=float, default=0.0, help="sampler push in Å (0: off, as published)"
+    )
+    parser.add_argument(
+        "--element-decoding",
+        default="argmax",
+        choices=ELEMENT_DECODINGS,
+        help="the last element draw (argmax: as published; charge-balanced: symmcd's default)",
     )
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON record")
     parser.add_argument(
@@ -232,6 +244,8 @@ def main() -> None:
     row_note = "" if args.max_attempts == 1 else f", up to {args.max_attempts} draws"
     if args.repulsion:
         row_note += f", repulsion {args.repulsion:g} Å"
+    if args.element_decoding != "argmax":
+        row_note += f", {args.element_decoding} elements"
     write_record(args, summary, metrics)
     print()
     print(model_line(args.checkpoint))

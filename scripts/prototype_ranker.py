@@ -83,9 +83,7 @@ def main() -> None:
     mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     logistic = LogisticRegression(max_iter=3000).fit((x_train - mean) / scale, y_train)
-    trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05).fit(
-        x_train, y_train
-    )
+    trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05).fit(x_train, y_train)
     results: dict[str, list[int]] = defaultdict(list)
     for q in tqdm(held, desc="held-out queries"):
         x, _ = pair_features(pool, table, int(q))

@@ -22,6 +22,7 @@ from symmcd.sampling.config import (
     DEFAULT_CORRECTOR_STEPS,
     DEFAULT_GUIDANCE,
     DEFAULT_REPULSION,
+    ELEMENT_DECODINGS,
     MAX_ATTEMPTS,
     MAX_MIN_DISTANCE,
     PRECISIONS,
@@ -418,6 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also redraw crystals whose composition fails SMACT's charge-neutrality test "
         "(compositional validity): a filter, counted in `attempts`",
+    )
+    p.add_argument(
+        "--element-decoding",
+        choices=ELEMENT_DECODINGS,
+        default=SAMPLING_DEFAULTS["element_decoding"],
+        help="the last element draw: the network's likeliest element per orbit (argmax), or, "
+        "for a crystal that fails SMACT's charge-neutrality test, the likeliest elements that "
+        "pass it (charge-balanced; default %(default)s)",
     )
     p.add_argument(
         "--repulsion",

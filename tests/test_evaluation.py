@@ -470,8 +470,14 @@ def test_report_headline_shows_symmetric_sun_beside_sun():
     from symmcd.evaluation.report import headline_table
 
     relaxed = headline_table(
-        {"struct_valid": 0.9632, "sg_jsd": 0.0837, "stable": 0.22, "sun": 0.2, "ssun": 0.19,
-         "n_relaxed": 100}
+        {
+            "struct_valid": 0.9632,
+            "sg_jsd": 0.0837,
+            "stable": 0.22,
+            "sun": 0.2,
+            "ssun": 0.19,
+            "n_relaxed": 100,
+        }
     )
     assert relaxed.index("S.U.N.</th>") < relaxed.index("S.U.N., not P1")
     assert "19.00 %" in relaxed and "96.32 %" in relaxed and "0.0837" in relaxed

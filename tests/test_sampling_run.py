@@ -294,7 +294,8 @@ def test_shipped_model_loads_and_samples_symmetric_crystals():
 def test_charge_balanced_redraws_compositions_that_fail_smact(toy_model):
     from symmcd.evaluation.validity import composition_is_valid
 
-    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False)
+    # the filter alone: the argmax decoding leaves the unbalanced compositions it is to catch
+    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False, element_decoding="argmax")
     plain = sample(30, max_attempts=1, **kwargs)
     assert all("charge_balanced" not in c.metadata for c in plain)
     flagged = sample(30, max_attempts=1, charge_balanced=True, **kwargs)
@@ -309,6 +310,25 @@ def test_charge_balanced_redraws_compositions_that_fail_smact(toy_model):
         if crystal.metadata["attempts"] < 6:
             assert crystal.metadata["charge_balanced"]
     assert sum(not c.metadata["charge_balanced"] for c in redrawn) < unbalanced
+
+
+def test_charge_balanced_decoding_changes_only_elements(toy_model):
+    from symmcd.evaluation.validity import composition_is_valid
+
+    kwargs = dict(checkpoint=toy_model, steps=2, seed=0, progress=False, max_attempts=1)
+    argmax = sample(30, element_decoding="argmax", **kwargs)
+    balanced = sample(30, element_decoding="charge-balanced", **kwargs)
+    changed = 0
+    for before, after in zip(argmax, balanced, strict=True):
+        np.testing.assert_allclose(after.structure.frac_coords, before.structure.frac_coords)
+        assert [o.letter for o in after.orbits] == [o.letter for o in before.orbits]
+        if after.metadata["rebalanced_orbits"]:
+            changed += 1
+            assert composition_is_valid(after.structure.composition)
+            assert not composition_is_valid(before.structure.composition)
+        else:
+            assert after.metadata["formula"] == before.metadata["formula"]
+    assert changed > 0  # the toy model's elements often fail SMACT, and some can be mended
 
 
 def test_threads_apply_to_the_run_only(toy_model, tmp_path, monkeypatch):

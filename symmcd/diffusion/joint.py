@@ -325,7 +325,7 @@ class JointDiffusion(nn.Module):
         k = self.lattice.sample_prior(
             (len(spacegroup), 6), k_mask, self.normalise_k(k_fixed), generator
         )
-        allowed = self._node_allowed(element_allowed, n, device)
+        allowed = self.node_allowed(element_allowed, n, device)
         site_marginals = self.node_site_symmetry_marginals(spacegroup, node_batch)
         return DiffusionState(
             k=k,
@@ -346,7 +346,7 @@ class JointDiffusion(nn.Module):
         )
 
     @staticmethod
-    def _node_allowed(
+    def node_allowed(
         element_allowed: Tensor | None, num_nodes: int, device: torch.device
     ) -> Tensor | None:
         """``element_allowed`` (100,) or (N, 100) as an (N, 100) bool mask on ``device``."""
@@ -428,7 +428,7 @@ class JointDiffusion(nn.Module):
             out.element_logits / element_temperature,
             self.node_element_marginals(n),
             generator,
-            allowed=self._node_allowed(element_allowed, n, device),
+            allowed=self.node_allowed(element_allowed, n, device),
         )
         site_symmetry = state.site_symmetry
         if out.site_symmetry_logits is not None:

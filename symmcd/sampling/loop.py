@@ -209,6 +209,10 @@ def reverse_process(
         from symmcd.sampling.repulsion import LAST_FRACTION, repel_orbits
 
         geometry = OrbitGeometry().to(state.frac_coords.device)
+    from symmcd.sampling.charge_balance import BELIEF_WINDOW
+
+    allowed = diffusion.node_allowed(element_allowed, len(state.atom_types), state.k.device)
+    belief, believed_steps = None, 0
     for t, t_prev in schedule:
         state, output = diffusion.denoise_step(
             model,
@@ -222,6 +226,10 @@ def reverse_process(
             clamp_elements=clamp_elements,
             clamp_site_symmetry=clamp_site_symmetry,
         )
+        if t <= BELIEF_WINDOW * diffusion.num_steps or t_prev == 0:
+            probs = element_probs(output, allowed, clamp_elements, element_temperature)
+            belief = probs if belief is None else belief + probs
+            believed_steps += 1
         if geometry is not None and t_prev <= LAST_FRACTION * diffusion.num_steps:
             state = repel_orbits(state, diffusion.final_k(state), geometry, repulsion)
         if on_step is not None:
@@ -236,6 +244,7 @@ def reverse_process(
         atom_types=state.atom_types.cpu().numpy().astype(np.int64),
         site_symmetry=final_site_symmetry(output),
         frac_coords=state.frac_coords.double().cpu().numpy(),
+        element_probs=(belief / believed_steps).double().cpu().numpy(),
     )
 
 
@@ -297,6 +306,25 @@ def refine_batch(
         clamp_site_symmetry=sites,
         **settings,
     )
+
+
+def element_probs(
+    output,
+    allowed: torch.Tensor | None,
+    clamp_elements: torch.Tensor | None,
+    element_temperature: float,
+) -> np.ndarray:
+    """(N, 100) the network's clean-element distributions as the element step draws from them
+    (temperature, allowed elements); clamped nodes are certain of their element."""
+    logits = output.element_logits.float() / element_temperature
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if clamp_elements is not None:
+        clamped = clamp_elements >= 0
+        certain = torch.nn.functional.one_hot(clamp_elements.clamp_min(0), probs.shape[-1])
+        probs = torch.where(clamped[:, None], certain.to(probs.dtype), probs)
+    return probs
 
 
 def final_site_symmetry(output) -> np.ndarray:

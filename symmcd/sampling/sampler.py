@@ -424,7 +424,7 @@ def denoise_and_unfold(
         properties=properties,
     )
     metadata = [{**run_info, "attempts": 1} for _ in plans]
-    crystals = unfold(units, fixed, metadata)
+    crystals = unfold(units, fixed, metadata, element_decoding=config.element_decoding)
     if config.charge_balanced:
         from symmcd.chemistry import composition_is_valid  # SMACT: imported on demand
 

@@ -40,6 +40,8 @@ class AsymmetricUnits:
     atom_types: np.ndarray  # (N,) int, Z - 1
     site_symmetry: np.ndarray  # (N, 15) classes or (N, 15, 13) probabilities
     frac_coords: np.ndarray  # (N, 3) float
+    # (N, 100) the network's last clean-element distributions (charge-balanced decoding), if kept
+    element_probs: np.ndarray | None = None
 
     @property
     def node_batch(self) -> np.ndarray:
@@ -50,8 +52,13 @@ def unfold(
     units: AsymmetricUnits,
     fixed_wyckoff: np.ndarray | None = None,
     extra_metadata: list[dict] | None = None,
+    element_decoding: str = "argmax",
 ) -> list[SampledCrystal]:
     """Project and replicate a batch of asymmetric units into full-cell crystals.
+
+    With ``element_decoding="charge-balanced"`` (and ``units.element_probs``), each crystal whose
+    composition fails SMACT's test takes the likeliest charge-balanced elements instead
+    (``symmcd.sampling.charge_balance``); ``rebalanced_orbits`` counts the orbits changed.
 
     `fixed_wyckoff` (N,) global Wyckoff indices (-1 = free) pins nodes of a template to their
     position: only their coordinates are projected (ties between positions with the same site
@@ -65,6 +72,7 @@ def unfold(
     projection, moved = separate_fixed_points(
         projection, node_batch, node_groups, units.site_symmetry, units.frac_coords
     )
+    atom_types, rebalanced = decoded_elements(units, projection.global_wp_index, element_decoding)
     frac_coords, owner = wyckoff.replicate(projection.global_wp_index, projection.coords)
     k = apply_k_constraints_batch(np.asarray(units.k, dtype=float), units.spacegroup)
     lattices = k_to_lattices(k)
@@ -78,24 +86,53 @@ def unfold(
     for b in range(len(units.num_nodes)):
         atoms = atom_order[atom_bounds[b] : atom_bounds[b + 1]]
         nodes = slice(node_bounds[b], node_bounds[b + 1])
-        species = [ELEMENT_SYMBOLS[t] for t in units.atom_types[owner[atoms]]]
+        species = [ELEMENT_SYMBOLS[t] for t in atom_types[owner[atoms]]]
         structure = Structure(Lattice(lattices[b]), species, frac_coords[atoms])
         metadata = crystal_metadata(
             int(units.spacegroup[b]),
             structure,
-            units.atom_types[nodes],
+            atom_types[nodes],
             projection.global_wp_index[nodes],
             projection.symmetry_distance[nodes],
             projection.coord_distance[nodes],
         )
         metadata["reassigned_orbits"] = int(moved[nodes].sum())
+        if rebalanced is not None:
+            metadata["rebalanced_orbits"] = int(rebalanced[nodes].sum())
         if extra_metadata is not None:
             metadata.update(extra_metadata[b])
         orbits = crystal_orbits(
-            units.atom_types[nodes], projection.global_wp_index[nodes], projection.coords[nodes]
+            atom_types[nodes], projection.global_wp_index[nodes], projection.coords[nodes]
         )
         crystals.append(SampledCrystal(structure, metadata, orbits))
     return crystals
+
+
+def decoded_elements(
+    units: AsymmetricUnits, global_wp_index: np.ndarray, element_decoding: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N,) elements of the nodes under ``element_decoding`` and the (N,) mask of those changed
+    from the sampled ones (None when the decoding is "argmax" or there are no probabilities)."""
+    from symmcd.sampling.charge_balance import ELEMENT_DECODINGS, balanced_elements
+
+    if element_decoding not in ELEMENT_DECODINGS:
+        raise ValueError(f"element_decoding must be one of {ELEMENT_DECODINGS}")
+    atom_types = np.asarray(units.atom_types).copy()
+    if element_decoding == "argmax" or units.element_probs is None:
+        return atom_types, None
+    from symmcd.chemistry import composition_is_valid
+    from symmcd.sampling.charge_balance import composition_of
+
+    multiplicities = tables.WP_MULTIPLICITY[global_wp_index]
+    bounds = np.concatenate([[0], np.cumsum(units.num_nodes)])
+    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+        nodes = slice(int(begin), int(end))
+        if composition_is_valid(composition_of(atom_types[nodes], multiplicities[nodes])):
+            continue
+        balanced = balanced_elements(units.element_probs[nodes], multiplicities[nodes])
+        if balanced is not None:
+            atom_types[nodes] = balanced
+    return atom_types, atom_types != np.asarray(units.atom_types)
 
 
 def separate_fixed_points(
