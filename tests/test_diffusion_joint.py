@@ -143,13 +143,15 @@ def test_small_model_overfits_sixteen_crystals():
     assert history[-1] < history[0] / 10, (history[0], history[-1])
 
 
-def run_reverse(diffusion, model, batch, steps, **kwargs) -> DiffusionState:
+def run_reverse(diffusion, model, batch, steps, corrector_steps=1, **kwargs) -> DiffusionState:
     state = diffusion.prior(
         batch.spacegroup, batch.sg_encoding, batch.num_nodes, gen(11),
         element_allowed=kwargs.get("element_allowed"),
     )  # fmt: skip
     for t, t_prev in zip(steps[:-1], steps[1:], strict=True):
-        state, out = diffusion.denoise_step(model, state, t, t_prev, gen(12 + t), **kwargs)
+        state, out = diffusion.denoise_step(
+            model, state, t, t_prev, gen(12 + t), corrector_steps=corrector_steps, **kwargs
+        )
         assert out.coord_score.shape == state.frac_coords.shape
     return state
 
@@ -209,7 +211,7 @@ def test_clamped_chains_hold_their_values():
 def test_full_cell_model_leaves_site_symmetry_alone():
     diffusion, batch, model = make_diffusion(), synthetic_batch(5, seed=5), small_model(False)
     state = diffusion.prior(batch.spacegroup, batch.sg_encoding, batch.num_nodes, gen(1))
-    new_state, out = diffusion.denoise_step(model, state, 100, 0, gen(2))
+    new_state, out = diffusion.denoise_step(model, state, 100, 0, gen(2), corrector_steps=0)
     assert out.site_symmetry_logits is None
     assert torch.equal(new_state.site_symmetry, state.site_symmetry)
 
@@ -218,7 +220,7 @@ def test_bad_inputs_raise_input_errors():
     diffusion, batch, model = make_diffusion(), synthetic_batch(3), small_model()
     state = diffusion.prior(batch.spacegroup, batch.sg_encoding, batch.num_nodes, gen(1))
     with pytest.raises(InputError):
-        diffusion.denoise_step(model, state, 10, 10, gen(2))
+        diffusion.denoise_step(model, state, 10, 10, gen(2), corrector_steps=0)
     with pytest.raises(InputError):
         diffusion.prior(torch.tensor([231]), batch.sg_encoding[:1], torch.tensor([2]), gen(1))
     with pytest.raises(InputError):

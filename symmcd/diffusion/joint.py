@@ -370,7 +370,8 @@ class JointDiffusion(nn.Module):
         t: int | Tensor,
         t_prev: int | Tensor,
         generator: torch.Generator | None = None,
-        corrector_steps: int = 1,
+        *,
+        corrector_steps: int,
         element_allowed: Tensor | None = None,
         clamp_elements: Tensor | None = None,
         clamp_site_symmetry: Tensor | None = None,
@@ -381,7 +382,8 @@ class JointDiffusion(nn.Module):
         """One reverse step from ``t`` to ``t_prev`` (ints or (B,) tensors, ``0 <= t_prev < t``).
 
         First ``corrector_steps`` Langevin moves of the coordinates at ``t`` (one network call
-        each), then one network call whose output drives the predictor of every part. Entries of
+        each; no default here: the sampler's is ``SamplingConfig.corrector_steps``), then one
+        network call whose output drives the predictor of every part. Entries of
         ``clamp_elements`` (N,) / ``clamp_site_symmetry`` (N, 15) that are >= 0 hold those chains
         at the given classes (also in the network input). Without site-symmetry logits (full-cell
         model) the site symmetry is left unchanged; otherwise it stays on classes its space group
