@@ -68,6 +68,16 @@ def run_label(args: argparse.Namespace) -> str:
     return "custom" if args.runs else "quick" if args.quick else "full"
 
 
+def checkpoint_label(checkpoint: str | None) -> str:
+    """The checkpoint as the output names it: relative to the repository, or only its file name
+    (a run folder outside the repository is a machine path)."""
+    if checkpoint is None:
+        return "symmcd/weights/default.pt"
+    path = Path(checkpoint).resolve()
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else f"RUN/{path.name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -87,7 +97,7 @@ def main() -> None:
         source = f"random weights, config {args.random_init}"
     else:
         loaded = load_model(args.checkpoint)
-        source = f"checkpoint {args.checkpoint or 'symmcd/weights/default.pt'}"
+        source = f"checkpoint {checkpoint_label(args.checkpoint)}"
     model_config = loaded.config.model
     runs = QUICK_RUNS if args.quick else FULL_RUNS
     if args.runs:

@@ -4,27 +4,10 @@ line naming the problem, before any long work starts."""
 import time
 
 import pytest
+from cif_fixtures import UNKNOWN_ELEMENT_CIF
 
 from symmcd.cli import main
 from symmcd.evaluation.io import parse_cif
-
-UNKNOWN_ELEMENT_CIF = """data_x
-_cell_length_a 4
-_cell_length_b 4
-_cell_length_c 4
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'P 1'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-Xx1 Xx 0 0 0
-Na1 Na 0.5 0.5 0.5
-"""
 
 
 def one_line_error(capsys, argv: list[str], expected: str) -> None:

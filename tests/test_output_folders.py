@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from cif_fixtures import BROKEN_CIF, DISORDERED_CIF
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -24,26 +25,6 @@ from symmcd.evaluation import relax as relax_module
 from symmcd.evaluation.relax import RelaxResult, relax_dir
 from symmcd.sampling import writers
 from symmcd.sampling.writers import SampledCrystal, parse_formats, read_records, write_samples
-
-BROKEN_CIF = "data_broken\n_cell_length_a nonsense\n"
-DISORDERED_CIF = """data_x
-_cell_length_a 4
-_cell_length_b 4
-_cell_length_c 4
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'P 1'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_occupancy
-Na1 Na 0 0 0 0.5
-Cl1 Cl 0.5 0.5 0.5 1
-"""
 
 
 def rock_salt(a: float = 5.64) -> Structure:
