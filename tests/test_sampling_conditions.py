@@ -263,8 +263,7 @@ def test_formula_search_over_all_groups_is_bounded(tables):
     plans = plan_formula(4, synthetic_statistics(), {"Li": 79, "O": 1}, None, rng())
     # contrived: elements competing for the same fixed points
     formula_templates({"Li": 7, "Na": 7, "K": 7, "Rb": 7, "O": 5}, range(1, 231), 80, 20, 1)
-    # a guard against minutes, not a speed target: ~2 s idle, 12 s with the cores oversubscribed
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 10
     assert 10 not in found and found  # no template in P2/m, some elsewhere
     assert all(sum(tables.WP_MULTIPLICITY[list(p.wyckoff_indices)]) == 80 for p in plans)
     with pytest.raises(InputError, match="200 atoms"):
