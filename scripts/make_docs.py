@@ -50,14 +50,14 @@ def paper_rows() -> list[tuple[str, dict]]:
         ("paper_tables_all_repulsion1.json", "symmcd, all SGs, one draw, repulsion 1 Å"),
         (
             "paper_tables_all_repulsion1_chargebalanced.json",
-            "symmcd, all SGs, one draw, default sampler (repulsion 1 Å, charge-balanced elements)",
+            "symmcd, all SGs, one draw, repulsion 1 Å, charge-balanced elements (default decoding)",
         ),
         ("paper_tables_all_attempts10_repulsion1.json", "symmcd, all SGs, default sampler"),
         ("paper_tables_top10.json", "symmcd, 10 SGs, one draw (published protocol)"),
         ("paper_tables_top10_repulsion1.json", "symmcd, 10 SGs, one draw, repulsion 1 Å"),
         (
             "paper_tables_top10_repulsion1_chargebalanced.json",
-            "symmcd, 10 SGs, one draw, default sampler (repulsion 1 Å, charge-balanced elements)",
+            "symmcd, 10 SGs, one draw, repulsion 1 Å, charge-balanced elements (default decoding)",
         ),
         ("paper_tables_top10_attempts10_repulsion1.json", "symmcd, 10 SGs, default sampler"),
     ]
