@@ -39,7 +39,8 @@ from symmcd.evaluation.io import read_csv_of_cifs
 from symmcd.evaluation.novelty import novel_mask
 from symmcd.evaluation.relax import relax_many
 from symmcd.evaluation.validity import validity_flags
-from symmcd.sampling import SamplingConfig, sample
+from symmcd.sampling import sample
+from symmcd.sampling.config import SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SPLIT = ROOT / "symmcd" / "data" / "mp20" / "train.csv.gz"
