@@ -373,6 +373,11 @@ TARGET_FILES = (
         "labelled training crystals), charge-balanced element decoding",
     ),
     (
+        "property_targets_formation_energy_per_atom_first_model_cb.json",
+        "formation energy (eV/atom), the first conditioned model (10,620 labels), charge-balanced "
+        "element decoding: the decoding's share",
+    ),
+    (
         "property_targets_formation_energy_per_atom.json",
         "formation energy (eV/atom), the first conditioned model (10,620 labels), argmax decoding",
     ),
