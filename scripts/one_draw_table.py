@@ -35,6 +35,7 @@ from symmcd.evaluation.distributions import wasserstein
 from symmcd.evaluation.templates import spacegroup_and_template
 from symmcd.evaluation.validity import close_contact_free_flags, validity_flags
 from symmcd.sampling import sample
+from symmcd.sampling.config import ELEMENT_DECODINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SPLIT = ROOT / "symmcd" / "data" / "mp20" / "test.csv.gz"
@@ -104,9 +105,7 @@ def main() -> None:
     parser.add_argument("--corrector-steps", type=int, default=1)
     parser.add_argument("--precision", default="32", choices=("auto", "32", "bf16"))
     parser.add_argument("--repulsion", type=float, default=0.0, help="sampler push, Å (0: off)")
-    parser.add_argument(
-        "--element-decoding", default="argmax", choices=("argmax", "charge-balanced")
-    )
+    parser.add_argument("--element-decoding", default="argmax", choices=ELEMENT_DECODINGS)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()

@@ -24,9 +24,8 @@ import numpy as np
 from pymatgen.core import Composition, Element
 
 from symmcd.chemistry import composition_is_valid
-from symmcd.sampling.config import ELEMENT_DECODINGS
 
-__all__ = ["ELEMENT_DECODINGS", "balanced_elements", "composition_of"]
+__all__ = ["balanced_elements", "composition_of"]
 
 CANDIDATES_PER_ORBIT = 3
 MIN_PROBABILITY = 0.02

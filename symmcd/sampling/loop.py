@@ -19,6 +19,7 @@ import torch
 
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import InputError, SymmetryError
+from symmcd.sampling.charge_balance import BELIEF_WINDOW
 from symmcd.sampling.config import (
     DEFAULT_CORRECTOR_STEPS,
     DEFAULT_REPULSION,
@@ -209,8 +210,6 @@ def reverse_process(
         from symmcd.sampling.repulsion import LAST_FRACTION, repel_orbits
 
         geometry = OrbitGeometry().to(state.frac_coords.device)
-    from symmcd.sampling.charge_balance import BELIEF_WINDOW
-
     allowed = diffusion.node_allowed(element_allowed, len(state.atom_types), state.k.device)
     belief, believed_steps = None, 0
     for t, t_prev in schedule:
@@ -313,7 +312,7 @@ def element_probs(
     allowed: torch.Tensor | None,
     clamp_elements: torch.Tensor | None,
     element_temperature: float,
-) -> np.ndarray:
+) -> torch.Tensor:
     """(N, 100) the network's clean-element distributions as the element step draws from them
     (temperature, allowed elements); clamped nodes are certain of their element."""
     logits = output.element_logits.float() / element_temperature

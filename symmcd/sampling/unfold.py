@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from symmcd.sampling.config import COLLAPSE_DISTANCE
+from symmcd.sampling.config import COLLAPSE_DISTANCE, ELEMENT_DECODINGS
 from symmcd.sampling.writers import Orbit, SampledCrystal
 from symmcd.symmetry import tables, wyckoff
 from symmcd.symmetry.detect import symmetry_dataset
@@ -113,15 +113,13 @@ def decoded_elements(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(N,) elements of the nodes under ``element_decoding`` and the (N,) mask of those changed
     from the sampled ones (None when the decoding is "argmax" or there are no probabilities)."""
-    from symmcd.sampling.charge_balance import ELEMENT_DECODINGS, balanced_elements
-
     if element_decoding not in ELEMENT_DECODINGS:
         raise ValueError(f"element_decoding must be one of {ELEMENT_DECODINGS}")
     atom_types = np.asarray(units.atom_types).copy()
     if element_decoding == "argmax" or units.element_probs is None:
         return atom_types, None
     from symmcd.chemistry import composition_is_valid
-    from symmcd.sampling.charge_balance import composition_of
+    from symmcd.sampling.charge_balance import balanced_elements, composition_of
 
     multiplicities = tables.WP_MULTIPLICITY[global_wp_index]
     bounds = np.concatenate([[0], np.cumsum(units.num_nodes)])
