@@ -8,6 +8,10 @@ draws per crystal, as `symmcd sample` does); no file writing.
 
     python bench/sampling_speed.py [--quick] [--checkpoint PATH | --random-init cpu-small]
         [--threads 2] [--batch-size 500] [--max-attempts 10] [--runs 1000x100,...]
+        [--target formation_energy_per_atom=-3 --guidance 2]
+
+With `--target` (a conditioned checkpoint) every run is timed twice, without and with the target:
+classifier-free guidance calls the network twice per call the untargeted sampler makes.
 
 With `--random-init CONFIG` the network has random weights of that training config and the
 statistics come from the first 500 MP-20 validation crystals: the speed is that of a trained
@@ -88,6 +92,8 @@ def main() -> None:
     parser.add_argument("--runs", default=None, help="override, e.g. '1000x100,500x50'")
     parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
     parser.add_argument("--max-attempts", type=int, default=10, help="draws per crystal at most")
+    parser.add_argument("--target", default=None, help="PROPERTY=VALUE: also time targeted runs")
+    parser.add_argument("--guidance", type=float, default=None, help="weight of --target")
     args = parser.parse_args()
     args.precision = resolve_precision(args.precision)
 
@@ -105,23 +111,36 @@ def main() -> None:
 
     sample(8, checkpoint=loaded, steps=2, progress=False)  # warm-up
     load_before = os.getloadavg()[0]
+    targets = [None]
+    if args.target:
+        name, value = args.target.split("=")
+        targets.append({name: float(value)})
     rows = []
     for n, steps in runs:
         steps = min(steps, loaded.diffusion.num_steps)
-        start = time.perf_counter()
-        crystals = sample(
-            n,
-            checkpoint=loaded,
-            steps=steps,
-            batch_size=args.batch_size,
-            progress=False,
-            precision=args.precision,
-            max_attempts=args.max_attempts,
-        )
-        seconds = time.perf_counter() - start
-        orbits = sum(c.metadata["num_orbits"] for c in crystals) / len(crystals)
-        rows.append((n, steps, seconds, n / seconds, 10_000 * seconds / n / 60, orbits))
-        print(f"{n} crystals x {steps} steps: {seconds:.1f} s ({n / seconds:.2f} crystals/s)")
+        for target in targets:
+            start = time.perf_counter()
+            crystals = sample(
+                n,
+                checkpoint=loaded,
+                steps=steps,
+                batch_size=args.batch_size,
+                progress=False,
+                precision=args.precision,
+                max_attempts=args.max_attempts,
+                targets=target,
+                guidance=args.guidance if target else None,
+            )
+            seconds = time.perf_counter() - start
+            orbits = sum(c.metadata["num_orbits"] for c in crystals) / len(crystals)
+            weight = crystals[0].metadata.get("guidance")
+            label = "-" if target is None else f"{args.target} (guidance {weight:g})"
+
+            rows.append((n, steps, label, seconds, n / seconds, 10_000 * seconds / n / 60, orbits))
+            print(
+                f"{n} crystals x {steps} steps, target {label}: {seconds:.1f} s "
+                f"({n / seconds:.2f} crystals/s)"
+            )
 
     lines = [
         f"## {datetime.date.today()} {run_label(args)} run: {source}",
@@ -134,10 +153,14 @@ def main() -> None:
         f"{platform.machine()} (shared 2-core machine; load average before the runs "
         f"{load_before:.1f}, after {os.getloadavg()[0]:.1f}).",
         "",
-        "| crystals | steps | seconds | crystals / s | min per 10,000 | orbits / crystal |",
-        "|---|---|---|---|---|---|",
+        "| crystals | steps | target | seconds | crystals / s | min per 10,000 | orbits / "
+        "crystal |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {s} | {t:.1f} | {r:.2f} | {m:.1f} | {o:.2f} |" for n, s, t, r, m, o in rows]
+    lines += [
+        f"| {n} | {s} | {g} | {t:.1f} | {r:.2f} | {m:.1f} | {o:.2f} |"
+        for n, s, g, t, r, m, o in rows
+    ]
     text = "\n".join(lines) + "\n\n"
     with open(OUT_PATH, "a") as handle:
         handle.write(text)

@@ -7,7 +7,8 @@ property of the samples: formation energy per atom from CHGNet after relaxing ea
 symmcd property model (``--predictor``, stated in the output as predicted; on the relaxed crystals,
 or on the crystals as sampled with ``--relax-steps 0``). CHGNet energies of the crystals as
 sampled are dominated by their unrelaxed geometry, hence the relaxation. Also structural /
-compositional validity and novelty against the shipped MP-20 training split (StructureMatcher, as
+compositional validity, the share whose space group (spglib) is the one sampled, and novelty
+against the shipped MP-20 training split (StructureMatcher, as
 ``symmcd evaluate``) of every sample. One row per (target, guidance), plus the same model sampled
 without a target (``target`` null) as the reference; rows go to ``--out`` as JSON.
 
@@ -107,6 +108,7 @@ def row(args, target: float | None, guidance: float, train) -> dict:
         "struct_valid": float(struct_valid.mean()),
         "comp_valid": float(comp_valid.mean()),
         "novel": None if novel is None else float(novel.mean()),
+        "sg_match": float(np.mean([bool(c.metadata["symmetry_ok"]) for c in crystals])),
         "measured_n": int(len(known)),
         "relax_converged": converged if args.relax_steps else None,
         "median": float(median),
