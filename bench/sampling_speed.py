@@ -2,9 +2,10 @@
 
 The full run times 1,000 and 10,000 crystals at 1,000 and 100 steps; `--quick` times 200
 crystals at 100 and 20 steps instead (and says so). Times cover the whole `sample` call:
-planning, the reverse loop (two network calls per step: one corrector, one predictor),
-projection, replication, Structure building and the default redraws (up to `--max-attempts`
-draws per crystal, as `symmcd sample` does); no file writing.
+planning, the reverse loop (the default sampler's network calls: one per step, with no
+corrector moves; two with a --target), projection, replication, Structure building and the
+default redraws (up to `--max-attempts` draws per crystal, as `symmcd sample` does); no file
+writing.
 
     python bench/sampling_speed.py [--quick] [--checkpoint PATH | --random-init cpu-small]
         [--threads 2] [--batch-size 500] [--max-attempts 10] [--runs 1000x100,...]
@@ -33,6 +34,7 @@ import pandas as pd
 import torch
 
 from symmcd.sampling import sample
+from symmcd.sampling.config import SamplingConfig
 from symmcd.sampling.loop import resolve_precision
 from symmcd.sampling.sampler import load_model
 
@@ -146,7 +148,8 @@ def main() -> None:
         f"## {datetime.date.today()} {run_label(args)} run: {source}",
         "",
         f"Model: hidden {model_config.hidden_dim}, {model_config.num_layers} layers, trained "
-        f"with {loaded.diffusion.num_steps} steps; corrector 1 per step; up to "
+        f"with {loaded.diffusion.num_steps} steps; {SamplingConfig().corrector_steps} corrector "
+        f"moves per step; up to "
         f"{args.max_attempts} draws per crystal; precision "
         f"{args.precision}; batch size "
         f"{args.batch_size}; torch {torch.__version__}, {args.threads} threads on "
