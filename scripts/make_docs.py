@@ -171,32 +171,6 @@ def ablation_section() -> str:
     return "\n".join(out)
 
 
-def default_sampler_section() -> str:
-    rows = load("default_sampler.jsonl")
-    out = ["## The default sampler at scale", ""]
-    if not rows:
-        return "\n".join(out + ["_Not run yet._", ""])
-    out += [
-        "| crystals | settings | wall time | crystals/s | draws per crystal | symmetry check | "
-        "collapsed | all atoms >= 1 Å | peak memory | command |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        c = r["conditions"]
-        settings = (
-            f"{c['steps']} steps, corrector {c['corrector_steps']}, repulsion "
-            f"{c['repulsion']:g} Å, up to {c['max_attempts']} draws, {c['threads']} threads"
-        )
-        out.append(
-            f"| {r['n']:,} | {settings} | {r['wall_seconds'] / 60:.1f} min | "
-            f"{r['crystals_per_s']:.1f} | {r['draws_per_crystal']:.3f} | {pct(r['symmetry_ok'])} "
-            f"| {pct(r['collapsed'])} | {pct(r['min_distance_at_least_1A'])} | "
-            f"{r['peak_rss_gb']} GB | `{r['command']}` |"
-        )
-    out += ["", "Load averages before and after each run are in the file.", ""]
-    return "\n".join(out)
-
-
 CSP_PEERS = [
     ("DiffCSP (Jiao et al., NeurIPS 2023)", "51.49 / 0.0631", "77.93 / 0.0492"),
     ("FlowMM (Miller et al., ICML 2024)", "61.39", ""),
@@ -545,22 +519,6 @@ def checks_section() -> str:
             f"{check['symmcd_sg_jsd']:.4f}, independent {check['independent_sg_jsd']:.4f} "
             f"(difference {check['difference']:.4f}); `{check['command']}`."
         )
-    floor = load("sg_jsd_floor.json")
-    if floor:
-        parts = []
-        for name, row in floor["rows"].items():
-            if "sg_jsd" in row:
-                parts.append(f"{name}: {row['sg_jsd']:.4f}")
-            else:
-                parts.append(
-                    f"{name}: {row['sg_jsd_mean']:.4f} +- {row['sg_jsd_sd']:.4f} "
-                    f"({row['seeds']} seeds)"
-                )
-        out.append(
-            "- The SG JSD floor (real crystals against the test split, new definition): "
-            + "; ".join(parts)
-            + f"; `{floor['command']}`."
-        )
     hull = load("hull_calibration.json")
     if hull:
         out += [
@@ -599,7 +557,6 @@ def page() -> str:
                 "",
                 paper_section(),
                 ablation_section(),
-                default_sampler_section(),
                 csp_section(),
                 property_section(),
                 targets_section(),
