@@ -36,10 +36,11 @@ from pathlib import Path
 
 from symmcd.evaluation import evaluate
 from symmcd.sampling import sample_to_dir
-from symmcd.sampling.config import ELEMENT_DECODINGS
+from symmcd.sampling.config import ELEMENT_DECODINGS, PRESETS
 from symmcd.sampling.sampler import load_model
 
 TOP10 = (2, 12, 14, 62, 63, 139, 166, 194, 221, 225)
+PUBLISHED = PRESETS["published"]  # the defaults of this script: the published protocol
 
 # SymmCD paper (MP-20, 10,000 samples); stable and S.U.N. in % of relaxed samples; the
 # Wasserstein distances (Table 2: density, formation energy by CDVAE's model, #elements) for all
@@ -187,15 +188,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument(
-        "--max-attempts", type=int, default=1, help="draws per crystal (1: published protocol)"
+        "--max-attempts",
+        type=int,
+        default=PUBLISHED["max_attempts"],
+        help="draws per crystal (default: the published protocol's)",
     )
     parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
     parser.add_argument(
-        "--repulsion", type=float, default=0.0, help="sampler push in Å (0: off, as published)"
+        "--repulsion",
+        type=float,
+        default=PUBLISHED["repulsion"],
+        help="sampler push in Å (default: the published protocol's, off)",
     )
     parser.add_argument(
         "--element-decoding",
-        default="argmax",
+        default=PUBLISHED["element_decoding"],
         choices=ELEMENT_DECODINGS,
         help="the last element draw (argmax: as published; charge-balanced: symmcd's default)",
     )

@@ -26,6 +26,7 @@ from symmcd.sampling.config import (
     MAX_ATTEMPTS,
     MAX_MIN_DISTANCE,
     PRECISIONS,
+    PRESETS,
     SamplingConfig,
 )
 
@@ -142,15 +143,34 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"best model: {best}")
 
 
-def sampling_config(args: argparse.Namespace):
-    """The SamplingConfig of the `sample` options (each field is an option of the same name)."""
+def sampling_config(args: argparse.Namespace, given: set[str] | frozenset[str] = frozenset()):
+    """The SamplingConfig of the `sample` options (each field is an option of the same name):
+    the ``--preset``'s values, replaced by the options in ``given`` (those on the command line),
+    and the option defaults (the fields' defaults) for the rest."""
     from dataclasses import fields
 
     from symmcd.sampling.config import SamplingConfig
 
     if args.spacegroups and args.top_k_spacegroups:
         raise InputError("give either --spacegroups or --top-k-spacegroups, not both")
-    return SamplingConfig(**{f.name: getattr(args, f.name) for f in fields(SamplingConfig)})
+    preset = PRESETS[args.preset]
+    options = {
+        f.name: getattr(args, f.name)
+        for f in fields(SamplingConfig)
+        if f.name in given or f.name not in preset
+    }
+    return SamplingConfig.preset(args.preset, **options)
+
+
+def given_options(argv: Sequence[str]) -> set[str]:
+    """The destinations of the options on the command line ``argv`` (defaults left out): the
+    parser again, with every default of the chosen command suppressed."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # the COMMAND choice
+        for sub in action.choices.values():
+            for option in sub._actions:
+                option.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -159,7 +179,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     sample_to_dir(
         Path(args.out),
         args.n,
-        sampling_config(args),
+        sampling_config(args, args.given),
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         formats=tuple(args.format),
         overwrite=args.overwrite,
@@ -437,6 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"than D Å (default {DEFAULT_REPULSION:g}; 0: off, as in the published protocol)",
     )
     p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default="default",
+        help="named settings, under any option given here: published = one draw per crystal, no "
+        "repulsion, argmax elements (the protocol of the published figures); default = the "
+        "defaults shown (%(default)s)",
+    )
+    p.add_argument(
         "--target",
         dest="targets",
         action="append",
@@ -600,7 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.given = given_options(argv)
     try:
         check_arguments(args)
         args.func(args)

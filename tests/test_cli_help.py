@@ -65,3 +65,34 @@ def test_sample_options_are_the_sampling_config_fields_with_its_defaults():
         assert hasattr(args, field.name), f"SamplingConfig.{field.name} has no sample option"
         assert getattr(args, field.name) == getattr(defaults, field.name), field.name
     assert sampling_config(args) == defaults
+
+
+def test_preset_sets_its_values_under_the_options_given():
+    """`--preset published` is the published protocol; an option on the command line wins over
+    the preset even when it equals the option's default."""
+    from symmcd.cli import build_parser, given_options, sampling_config
+    from symmcd.sampling.config import PRESETS, SamplingConfig
+
+    def config(*extra):
+        argv = ["sample", "--n", "1", "--out", "unused", *extra]
+        return sampling_config(build_parser().parse_args(argv), given_options(argv))
+
+    published = config("--preset", "published")
+    assert published == SamplingConfig.preset("published")
+    for name, value in PRESETS["published"].items():
+        assert getattr(published, name) == value
+    assert published != SamplingConfig()
+    overridden = config("--preset", "published", "--max-attempts", "10", "--repulsion", "0.5")
+    assert (overridden.max_attempts, overridden.repulsion) == (10, 0.5)
+    assert overridden.element_decoding == PRESETS["published"]["element_decoding"]
+    assert config("--max-attempts", "3") == SamplingConfig(max_attempts=3)
+
+
+def test_unknown_preset_is_a_one_line_error():
+    import pytest
+
+    from symmcd.errors import InputError
+    from symmcd.sampling.config import SamplingConfig
+
+    with pytest.raises(InputError, match="preset"):
+        SamplingConfig.preset("paper")

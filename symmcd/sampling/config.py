@@ -41,6 +41,14 @@ GUIDANCE_RANGE = (0.0, 10.0)  # classifier-free guidance weight; 1 = the conditi
 # targets -3.0 / -0.5) for ~3 points of comp. validity; 3 is no better than 2 (-1.55 / -0.22 vs
 # -1.65 / -0.24, 500-step relaxations): docs/results/property_targets_*.json
 DEFAULT_GUIDANCE = 2.0
+# Named settings, applied under any option given explicitly (`symmcd sample --preset NAME`,
+# ``SamplingConfig.preset(NAME, ...)``): "default" is the fields' defaults; "published" is the
+# protocol of the published SymmCD figures: one draw per crystal (collapsed or off-symmetry
+# crystals count as failures), no repulsion, the network's likeliest element per orbit.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "published": {"max_attempts": 1, "repulsion": 0.0, "element_decoding": "argmax"},
+}
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,13 @@ class SamplingConfig:
         if base is not None and "targets" in options and not options["targets"]:
             options.setdefault("guidance", None)  # the weight of targets that are dropped
         return replace(base, **options) if base is not None else cls(**options)
+
+    @classmethod
+    def preset(cls, name: str, **options: Any) -> SamplingConfig:
+        """The named preset (``PRESETS``) with ``options`` replacing its values."""
+        if name not in PRESETS:
+            raise InputError(f"preset: {name!r} must be one of {', '.join(PRESETS)}")
+        return cls.from_options(None, **{**PRESETS[name], **options})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (lists for tuples), as ``summary.json`` records them."""
