@@ -5,22 +5,22 @@ import pytest
 
 from symmcd.errors import InputError, SymmcdError
 from symmcd.sampling.conditions import (
-    FEASIBILITY_STEPS,
-    PositionSlot,
     check_formula_size,
     element_allowed_mask,
-    enumerate_templates,
-    formula_templates,
     no_template_message,
     parse_elements,
     parse_formula,
     parse_spacegroups,
-    position_log_probabilities,
     spacegroup_weights,
-    template_weights,
     top_k_spacegroups,
 )
-from symmcd.sampling.plan import plan_formula
+from symmcd.sampling.plan import plan_formula, position_log_probabilities, template_weights
+from symmcd.symmetry.templates import (
+    FEASIBILITY_STEPS,
+    PositionSlot,
+    enumerate_templates,
+    formula_templates,
+)
 
 
 def test_parse_spacegroups_accepts_strings_ints_and_lists():

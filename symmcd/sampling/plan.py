@@ -26,6 +26,11 @@ from symmcd.data.statistics import DatasetStatistics
 from symmcd.errors import InputError
 from symmcd.sampling import conditions
 from symmcd.symmetry import tables
+from symmcd.symmetry.templates import (
+    FEASIBILITY_STEPS,
+    WyckoffTemplate,
+    formula_templates,
+)
 
 
 @dataclass(frozen=True)
@@ -67,26 +72,25 @@ def plan_formula(
 ) -> list[CrystalPlan]:
     """n plans whose templates hold the formula exactly (InputError when none can): a formula
     in lowest terms any whole number of times, one with a common factor (Li2O2) as the exact
-    cell content (``conditions.formula_units``); never more atoms than the model's cells."""
+    cell content (``symmetry.templates.formula_units``); never more atoms than the model's
+    cells."""
     candidates = spacegroups if spacegroups is not None else conditions.all_spacegroups()
     limits = (statistics.max_atoms, statistics.max_orbits)
     conditions.check_formula_size(counts, *limits)
     feasible = sorted(
-        conditions.formula_templates(
-            counts, candidates, *limits, max_templates=1, max_steps=conditions.FEASIBILITY_STEPS
-        )
+        formula_templates(counts, candidates, *limits, max_templates=1, max_steps=FEASIBILITY_STEPS)
     )
     if not feasible:
         raise InputError(conditions.no_template_message(counts, spacegroups, *limits))
     weights = conditions.spacegroup_weights(statistics.spacegroup_distribution(), feasible)
     drawn = rng.choice(np.arange(1, 231), size=n, p=weights)
-    found = conditions.formula_templates(counts, sorted(set(drawn.tolist())), *limits)
+    found = formula_templates(counts, sorted(set(drawn.tolist())), *limits)
     site_marginals = statistics.site_symmetry_marginals()
     weights_by_group = {
-        group: conditions.template_weights(
+        group: template_weights(
             templates,
             statistics.num_orbits_distribution(group),
-            conditions.position_log_probabilities(site_marginals[group - 1], group_classes(group)),
+            position_log_probabilities(site_marginals[group - 1], group_classes(group)),
         )
         for group, templates in found.items()
     }
@@ -104,7 +108,7 @@ def group_classes(spacegroup: int) -> np.ndarray:
     return tables.WP_SITE_SYMMETRY[first:last]
 
 
-def template_plan(template: conditions.WyckoffTemplate) -> CrystalPlan:
+def template_plan(template: WyckoffTemplate) -> CrystalPlan:
     first = int(tables.SG_FIRST_WYCKOFF[template.spacegroup - 1])
     return CrystalPlan(
         spacegroup=template.spacegroup,
@@ -154,3 +158,37 @@ def plan_near_targets(
     weights = np.exp(log_weight - log_weight.max())
     chosen = rng.choice(len(groups), size=n, p=weights / weights.sum())
     return [CrystalPlan(int(groups[i]), max(1, int(sizes[i]))) for i in chosen]
+
+
+def template_weights(
+    templates: Sequence[WyckoffTemplate],
+    orbit_distribution: np.ndarray | None,
+    position_log_prob: np.ndarray | None = None,
+) -> np.ndarray:
+    """Probabilities over a group's templates.
+
+    Proportional to how often the training data had that many orbits in the group (uniform
+    where the data says nothing), times the geometric mean over the template's orbits of
+    exp(position_log_prob[position]) when given: templates made of positions the data uses
+    often (e.g. general positions rather than only fixed points) are drawn more often.
+    """
+    sizes = np.array([template.num_orbits for template in templates])
+    weights = np.ones(len(templates))
+    if orbit_distribution is not None:
+        dist = np.asarray(orbit_distribution, dtype=np.float64).reshape(-1)
+        looked_up = np.where(sizes < dist.size, dist[np.minimum(sizes, dist.size - 1)], 0.0)
+        if looked_up.sum() > 0:
+            weights = looked_up
+    if position_log_prob is not None:
+        mean_log = np.array(
+            [np.mean(position_log_prob[list(t.wyckoff_indices)]) for t in templates]
+        )
+        weights = weights * np.exp(mean_log - mean_log.max())
+    return weights / weights.sum()
+
+
+def position_log_probabilities(site_marginals: np.ndarray, site_classes: np.ndarray) -> np.ndarray:
+    """Log-probability of each Wyckoff position of a group under the group's per-direction
+    site-symmetry marginals (15, 13), directions taken as independent: (num positions,)."""
+    probabilities = site_marginals[np.arange(site_classes.shape[1]), site_classes]
+    return np.log(np.maximum(probabilities, 1e-12)).sum(axis=1)
