@@ -1,5 +1,6 @@
 """Property conditioning: labels, the network input, guidance, targeted plans, train -> sample."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from symmcd.sampling.guidance import GuidedDenoiser
 from symmcd.sampling.plan import plan_near_targets
 from symmcd.training.module import drop_labels
 from symmcd.training.train import train
+from tests.test_model_denoiser import inputs
 
 MP20 = Path(__file__).resolve().parents[1] / "symmcd" / "data" / "mp20"
 FORM = "formation_energy_per_atom"
@@ -146,18 +148,19 @@ class _Toy(torch.nn.Module):
 
     config = None
 
-    def forward(self, properties, **_):
-        known = torch.isfinite(properties).float()[:, :1]
+    def forward(self, crystals, time):
+        known = torch.isfinite(crystals.properties).float()[:, :1]
         logits = torch.cat([known, torch.zeros_like(known)], dim=-1)
         return DenoiserOutput(known.expand(-1, 3), known.expand(-1, 6), logits, None)
 
 
 def test_guidance_extrapolates_from_the_unconditional_prediction():
-    inputs = {"properties": torch.tensor([[-2.0]])}
-    cond = GuidedDenoiser(_Toy(), 1.0)(**inputs)
-    uncond = GuidedDenoiser(_Toy(), 0.0)(**inputs)
+    crystals, time = inputs(num_nodes=(2,))
+    crystals = replace(crystals, properties=torch.tensor([[-2.0]]))
+    cond = GuidedDenoiser(_Toy(), 1.0)(crystals, time)
+    uncond = GuidedDenoiser(_Toy(), 0.0)(crystals, time)
     assert float(cond.coord_score[0, 0]) == 1.0 and float(uncond.coord_score[0, 0]) == 0.0
-    pushed = GuidedDenoiser(_Toy(), 3.0)(**inputs)
+    pushed = GuidedDenoiser(_Toy(), 3.0)(crystals, time)
     assert float(pushed.k_eps[0, 0]) == pytest.approx(3.0)
     log_c = torch.log_softmax(torch.tensor([1.0, 0.0]), -1)
     log_u = torch.log_softmax(torch.tensor([0.0, 0.0]), -1)

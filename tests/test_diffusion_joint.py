@@ -237,8 +237,9 @@ class OracleDenoiser(torch.nn.Module):
         super().__init__()
         self.diffusion, self.batch = diffusion, batch
 
-    def forward(self, time, k_t, frac_coords_t, atom_types_t, site_symmetry_t, **_):
+    def forward(self, crystals, time):
         d, batch = self.diffusion, self.batch
+        k_t, frac_coords_t = crystals.k, crystals.frac_coords
         t = torch.round(time * d.num_steps).long()
         t_node = t[batch.node_batch]
         alpha_bar = d.lattice.alpha_bars[t][:, None]

@@ -1,6 +1,8 @@
 """Tests of the denoiser's collision features: image distances against pymatgen, the lattice
 twin of the numpy code, and the zero start that lets a trained model take them on."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,7 +108,7 @@ def test_coinciding_orbits_are_seen():
 
 
 def test_geometry_starts_at_zero_and_needs_its_inputs():
-    x = inputs()
+    x, t = inputs()
     plain = Denoiser(DenoiserConfig(hidden_dim=32, num_layers=2, num_frequencies=4))
     torch.manual_seed(0)
     grown = Denoiser(
@@ -114,13 +116,14 @@ def test_geometry_starts_at_zero_and_needs_its_inputs():
     )
     missing = grown.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all("geometry_proj" in key for key in missing)
-    with pytest.raises(InputError, match="lattice_t"):
-        grown(**x)
+    with pytest.raises(InputError, match="lattice"):
+        grown(x, t)
     spacegroup = torch.tensor([225, 1, 62])
-    out = grown(**x, spacegroup=spacegroup, lattice_t=k_to_lattice(torch.zeros(3, 6)) * 5)
-    ref = plain(**x)
+    with_geometry = replace(x, spacegroup=spacegroup, lattice=k_to_lattice(torch.zeros(3, 6)) * 5)
+    out = grown(with_geometry, t)
+    ref = plain(x, t)
     assert torch.allclose(out.coord_score, ref.coord_score, atol=1e-6)
     grown.node_geometry_proj.weight.data.normal_()
-    out = grown(**x, spacegroup=spacegroup, lattice_t=k_to_lattice(torch.zeros(3, 6)) * 5)
+    out = grown(with_geometry, t)
     assert not torch.allclose(out.coord_score, ref.coord_score, atol=1e-3)
     assert NODE_GEOMETRY_DIM == grown.node_geometry_proj.in_features

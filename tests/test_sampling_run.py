@@ -192,9 +192,9 @@ class CountingModel(torch.nn.Module):
         self.model = model
         self.calls = 0
 
-    def forward(self, **inputs):
+    def forward(self, crystals, time):
         self.calls += 1
-        return self.model(**inputs)
+        return self.model(crystals, time)
 
 
 @pytest.mark.parametrize("corrector_steps", [0, 1, 2])

@@ -4,7 +4,8 @@
 elements and of site-symmetry classes per space group, k mean/std) as buffers, so ``.to(device)``
 moves everything. It turns a clean :class:`~symmcd.data.batch.CrystalBatch` into training
 losses, and runs the reverse process on a :class:`DiffusionState` for the sampler. It never
-looks inside the network: it only calls it and reads its :class:`DenoiserOutput`.
+looks inside the network: it only hands it :class:`NoisyCrystals` and a time, and reads its
+:class:`DenoiserOutput`.
 
 Timesteps are integers ``t`` in ``1..T`` per crystal; the network sees ``t / T``. The lattice
 process works on normalised ``k_norm = (k - k_mean) / k_std``; fixed entries (crystal system)
@@ -24,6 +25,7 @@ from symmcd.diffusion.discrete import MarginalD3PM, normalise_marginals
 from symmcd.diffusion.lattice import LatticeDDPM
 from symmcd.diffusion.schedules import as_steps, check_num_steps
 from symmcd.errors import ConfigError, InputError
+from symmcd.model.denoiser import NoisyCrystals
 from symmcd.symmetry.encoding import NUM_DIRECTIONS, NUM_ELEMENTS, NUM_SITE_CLASSES
 
 if TYPE_CHECKING:
@@ -94,7 +96,8 @@ class DiffusionState:
 def call_model(
     model: nn.Module, time: Tensor, state: DiffusionState, k_raw: Tensor
 ) -> DenoiserOutput:
-    """Run the denoiser on a state (the single place that spells out its arguments).
+    """Run the denoiser on a state: the one place that turns a diffusion state into the
+    network's input, :class:`~symmcd.model.denoiser.NoisyCrystals`.
 
     ``k_raw`` (B, 6) is the state's lattice in raw units (:meth:`JointDiffusion.final_k`); its
     lattice matrix is computed only for a network that looks at Cartesian geometry.
@@ -104,21 +107,20 @@ def call_model(
         from symmcd.model.geometry import k_to_lattice
 
         lattice = k_to_lattice(k_raw)
-    conditioning = {} if state.properties is None else {"properties": state.properties}
-    return model(
-        time=time,
-        k_t=state.k,
-        frac_coords_t=state.frac_coords,
-        atom_types_t=state.atom_types,
-        site_symmetry_t=state.site_symmetry,
+    crystals = NoisyCrystals(
+        k=state.k,
+        frac_coords=state.frac_coords,
+        atom_types=state.atom_types,
+        site_symmetry=state.site_symmetry,
         sg_encoding=state.sg_encoding,
         node_batch=state.node_batch,
         edge_index=state.edge_index,
         num_nodes=state.num_nodes,
         spacegroup=state.spacegroup,
-        lattice_t=lattice,
-        **conditioning,
+        lattice=lattice,
+        properties=state.properties,
     )
+    return model(crystals, time)
 
 
 def clamp_chain(values: Tensor, clamp: Tensor | None) -> Tensor:

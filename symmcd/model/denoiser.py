@@ -1,7 +1,8 @@
 """The denoiser: non-equivariant message passing over each crystal's representative atoms.
 
-Inputs are a noisy crystal (lattice k-vector, fractional coordinates, element and per-direction
-site-symmetry classes of each node) plus the space group and the diffusion time. Every crystal is
+Inputs are a batch of noisy crystals (:class:`NoisyCrystals`: lattice k-vector, fractional
+coordinates, element and per-direction site-symmetry classes of each node, the space group, and
+a conditioned model's property targets) plus the diffusion time. Every crystal is
 a fully connected graph of its nodes. Edges carry Fourier features of the periodic coordinate
 difference, so messages see relative positions on the torus without any lattice equivariance.
 Nodes also carry Fourier features of their own coordinates: a space group fixes the origin, and
@@ -47,6 +48,29 @@ class DenoiserConfig:
     # and the (low, high) range of each, which training fills in from the labels
     properties: tuple[str, ...] = ()
     property_ranges: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class NoisyCrystals:
+    """A batch of B noisy crystals (N nodes in all) as the denoiser sees them: its one input
+    besides the diffusion time.
+
+    ``properties`` is the conditioning of a conditioned model: (B, P) targets, NaN = no target
+    (classifier-free guidance's unconditional call), None = all unconditional. ``spacegroup`` and
+    the raw ``lattice`` are read only by a network with ``geometric_features``,
+    ``site_symmetry`` only by one with site symmetry."""
+
+    k: Tensor  # (B, 6) normalised lattice k-vector
+    frac_coords: Tensor  # (N, 3)
+    atom_types: Tensor  # (N,) long, Z - 1
+    site_symmetry: Tensor | None  # (N, 15) long, one class per direction
+    sg_encoding: Tensor  # (B, 397)
+    node_batch: Tensor  # (N,) crystal of each node
+    edge_index: Tensor  # (2, E) fully connected within each crystal
+    num_nodes: Tensor  # (B,)
+    spacegroup: Tensor | None = None  # (B,) 1..230
+    lattice: Tensor | None = None  # (B, 3, 3) raw lattice of k
+    properties: Tensor | None = None  # (B, P)
 
 
 @dataclass
@@ -179,60 +203,42 @@ class Denoiser(nn.Module):
             num_outputs = config.num_directions * config.num_site_classes
             self.site_symmetry_head = mlp(h, h, num_outputs)
 
-    def encode(
-        self,
-        time: Tensor,
-        k_t: Tensor,
-        frac_coords_t: Tensor,
-        atom_types_t: Tensor,
-        site_symmetry_t: Tensor | None,
-        sg_encoding: Tensor,
-        node_batch: Tensor,
-        edge_index: Tensor,
-        num_nodes: Tensor,
-        spacegroup: Tensor | None = None,
-        lattice_t: Tensor | None = None,
-        properties: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Shapes: ``time`` (B,) in [0, 1], ``k_t`` (B, 6) normalised, ``frac_coords_t`` (N, 3),
-        ``atom_types_t`` (N,), ``site_symmetry_t`` (N, 15) (ignored without site symmetry),
-        ``sg_encoding`` (B, 397), ``node_batch`` (N,), ``edge_index`` (2, E), ``num_nodes`` (B,);
-        with ``geometric_features`` also ``spacegroup`` (B,) and the raw lattice ``lattice_t``
-        (B, 3, 3) of ``k_t``; with conditioning ``properties`` (B, P), NaN = unconditional
-        (None: all unconditional).
-
-        Returns the node states ``(N, h)``, their mean per crystal ``(B, h)`` and the crystal-level
-        embedding of time, space group and lattice ``(B, h)``: what the heads read."""
+    def encode(self, crystals: NoisyCrystals, time: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Node states ``(N, h)``, their mean per crystal ``(B, h)`` and the crystal-level
+        embedding of time, space group, lattice and conditioning ``(B, h)``: what the heads
+        read. ``time`` (B,) in [0, 1]."""
         cfg = self.config
-        if cfg.use_site_symmetry and site_symmetry_t is None:
-            raise InputError("denoiser: site_symmetry_t is required when use_site_symmetry=True")
-        if cfg.geometric_features and (spacegroup is None or lattice_t is None):
-            raise InputError("denoiser: spacegroup and lattice_t are required with geometry")
+        if cfg.use_site_symmetry and crystals.site_symmetry is None:
+            raise InputError("denoiser: site_symmetry is required when use_site_symmetry=True")
+        if cfg.geometric_features and (crystals.spacegroup is None or crystals.lattice is None):
+            raise InputError("denoiser: spacegroup and lattice are required with geometry")
+        k_t, frac_coords_t, node_batch = crystals.k, crystals.frac_coords, crystals.node_batch
+        edge_index = crystals.edge_index
         num_graphs = k_t.shape[0]
         graph = torch.cat(
             [
                 self.time_mlp(sinusoidal_embedding(time, cfg.time_dim).to(k_t.dtype)),
-                self.spacegroup_mlp(sg_encoding.to(k_t.dtype)),
+                self.spacegroup_mlp(crystals.sg_encoding.to(k_t.dtype)),
                 self.lattice_mlp(k_t),
             ],
             dim=-1,
         )
         graph = self.graph_mix(graph)  # (B, h)
         if cfg.properties:
-            graph = graph + self.conditioning(properties, num_graphs, graph.dtype)
+            graph = graph + self.conditioning(crystals.properties, num_graphs, graph.dtype)
         h = (
-            self.element_embedding(atom_types_t)
+            self.element_embedding(crystals.atom_types)
             + self.position_proj(periodic_fourier_features(frac_coords_t, cfg.num_frequencies))
             + graph.index_select(0, node_batch)
         )
         if cfg.use_site_symmetry:
-            site = self.site_embedding(site_symmetry_t).flatten(1)  # (N, 15 * time_dim)
+            site = self.site_embedding(crystals.site_symmetry).flatten(1)  # (N, 15 * time_dim)
             h = h + self.site_mix(site)
 
         edge_geometry = None
         if cfg.geometric_features:
             edge_geometry, node_geometry = self.geometry(
-                frac_coords_t, lattice_t, spacegroup, node_batch, edge_index
+                frac_coords_t, crystals.lattice, crystals.spacegroup, node_batch, edge_index
             )
             h = h + self.node_geometry_proj(node_geometry.to(h.dtype))
 
@@ -247,37 +253,10 @@ class Denoiser(nn.Module):
         pooled = mean_over_index(h, node_batch, num_graphs)
         return h, pooled, graph
 
-    def forward(
-        self,
-        time: Tensor,
-        k_t: Tensor,
-        frac_coords_t: Tensor,
-        atom_types_t: Tensor,
-        site_symmetry_t: Tensor | None,
-        sg_encoding: Tensor,
-        node_batch: Tensor,
-        edge_index: Tensor,
-        num_nodes: Tensor,
-        spacegroup: Tensor | None = None,
-        lattice_t: Tensor | None = None,
-        properties: Tensor | None = None,
-    ) -> DenoiserOutput:
-        """The denoising targets of a noisy batch (arguments as ``encode``)."""
+    def forward(self, crystals: NoisyCrystals, time: Tensor) -> DenoiserOutput:
+        """The denoising targets of a batch of noisy crystals at diffusion time ``time``."""
         cfg = self.config
-        h, pooled, graph = self.encode(
-            time,
-            k_t,
-            frac_coords_t,
-            atom_types_t,
-            site_symmetry_t,
-            sg_encoding,
-            node_batch,
-            edge_index,
-            num_nodes,
-            spacegroup,
-            lattice_t,
-            properties,
-        )
+        h, pooled, graph = self.encode(crystals, time)
         site_logits = None
         if cfg.use_site_symmetry:
             site_logits = self.site_symmetry_head(h).view(

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from symmcd.checkpoint import read_torch_file
 from symmcd.data.batch import CrystalBatch
 from symmcd.errors import CheckpointError
-from symmcd.model.denoiser import Denoiser, DenoiserConfig, mlp
+from symmcd.model.denoiser import Denoiser, DenoiserConfig, NoisyCrystals, mlp
 
 FORMAT = "symmcd-property-v1"
 
@@ -38,17 +38,17 @@ class PropertyRegressor(nn.Module):
         """Normalised predictions ``(B,)``."""
         sg_encoding = batch.sg_encoding if self.symmetry else torch.zeros_like(batch.sg_encoding)
         time = torch.zeros(batch.num_graphs, dtype=k_normalised.dtype)
-        _, pooled, graph = self.trunk.encode(
-            time,
-            k_normalised,
-            batch.frac_coords,
-            batch.atom_types,
-            batch.site_symmetry if self.symmetry else None,
-            sg_encoding,
-            batch.node_batch,
-            batch.edge_index,
-            batch.num_nodes,
+        crystals = NoisyCrystals(
+            k=k_normalised,
+            frac_coords=batch.frac_coords,
+            atom_types=batch.atom_types,
+            site_symmetry=batch.site_symmetry if self.symmetry else None,
+            sg_encoding=sg_encoding,
+            node_batch=batch.node_batch,
+            edge_index=batch.edge_index,
+            num_nodes=batch.num_nodes,
         )
+        _, pooled, graph = self.trunk.encode(crystals, time)
         return self.head(torch.cat([pooled, graph], dim=-1)).squeeze(-1)
 
 

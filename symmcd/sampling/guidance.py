@@ -15,6 +15,8 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from symmcd.model.denoiser import NoisyCrystals
+
 
 def guided(unconditional: Tensor | None, conditional: Tensor | None, weight: float):
     """``u + w (c - u)`` (None stays None)."""
@@ -46,16 +48,15 @@ class GuidedDenoiser(nn.Module):
     def config(self):
         return self.model.config
 
-    def forward(self, **inputs):
-        properties = inputs.get("properties")
+    def forward(self, crystals: NoisyCrystals, time: Tensor):
+        properties = crystals.properties
         if properties is None or self.weight == 1.0:
-            return self.model(**inputs)
-        unconditional = self.model(
-            **{**inputs, "properties": torch.full_like(properties, torch.nan)}
-        )
+            return self.model(crystals, time)
+        no_target = torch.full_like(properties, torch.nan)
+        unconditional = self.model(dataclasses.replace(crystals, properties=no_target), time)
         if self.weight == 0.0:
             return unconditional
-        conditional = self.model(**inputs)
+        conditional = self.model(crystals, time)
         w = self.weight
         return dataclasses.replace(
             conditional,

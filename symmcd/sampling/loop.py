@@ -19,6 +19,7 @@ import torch
 
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import InputError, SymmetryError
+from symmcd.model.denoiser import NoisyCrystals
 from symmcd.sampling.charge_balance import BELIEF_WINDOW
 from symmcd.sampling.config import (
     DEFAULT_CORRECTOR_STEPS,
@@ -119,9 +120,9 @@ class Bfloat16Autocast(torch.nn.Module):
         """The wrapped denoiser's config (``call_model`` reads it)."""
         return self.model.config
 
-    def forward(self, **inputs):
+    def forward(self, crystals: NoisyCrystals, time: torch.Tensor):
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            output = self.model(**inputs)
+            output = self.model(crystals, time)
         as_float = {
             f.name: value.float() if isinstance(value, torch.Tensor) else value
             for f in dataclasses.fields(output)
