@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
-from symmcd.config import TrainConfig
+from symmcd.config import TrainConfig, plain_data
 from symmcd.data.statistics import DatasetStatistics
 from symmcd.diffusion.joint import JointDiffusion
 from symmcd.errors import CheckpointError, SymmcdError
@@ -71,12 +69,12 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, half: bool = False) -> Pa
         "format": CHECKPOINT_FORMAT,
         "format_version": FORMAT_VERSION,
         "state_dict": weights,
-        "config": _plain(config),
-        "statistics": _plain(statistics),
-        "metadata": _plain(_training_metadata(lightning_ckpt, ckpt_path, half)),
+        "config": plain_data(config),
+        "statistics": plain_data(statistics),
+        "metadata": plain_data(_training_metadata(lightning_ckpt, ckpt_path, half)),
     }
     if hparams.get("label_table") is not None:
-        payload["label_table"] = _plain(dict(hparams["label_table"]))
+        payload["label_table"] = plain_data(dict(hparams["label_table"]))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.name + ".tmp")
     torch.save(payload, tmp_path)
@@ -161,24 +159,3 @@ def _training_metadata(lightning_ckpt: dict[str, Any], path: Path, half: bool) -
         "torch_version": torch.__version__,
         "half": half,
     }
-
-
-def _plain(value: Any) -> Any:
-    """Nested dicts/lists of Python scalars, strings and tensors (safe for weights_only)."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, str):  # also str subclasses such as torch.__version__
-        return str(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, torch.Tensor) and value.ndim == 0:
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, nn.Module):
-        raise TypeError("a module cannot be stored in a checkpoint payload")
-    return value

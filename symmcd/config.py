@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import torch
 import yaml
+from torch import nn
 
 from symmcd.diffusion.joint import DiffusionConfig
 from symmcd.errors import ConfigError
@@ -88,7 +91,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists, not tuples) that YAML, JSON and ``torch.load`` accept."""
-        return _plain(dataclasses.asdict(self))
+        return plain_data(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
@@ -271,11 +274,26 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """``value`` as nested dicts and lists of Python scalars and strings: tuples become lists,
+    numpy values and 0-d tensors Python numbers, paths strings (safe for YAML, JSON and
+    ``torch.load(weights_only=True)``)."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {str(key): plain_data(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_data(item) for item in value]
+    if isinstance(value, str):  # also str subclasses such as torch.__version__
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, nn.Module):
+        raise TypeError("a module cannot be stored in a checkpoint payload")
     return value
 
 

@@ -7,7 +7,7 @@ import pytest
 from cif_fixtures import UNKNOWN_ELEMENT_CIF
 
 from symmcd.cli import main
-from symmcd.evaluation.io import parse_cif
+from symmcd.evaluation.io import parse_cif_or_none
 
 
 def one_line_error(capsys, argv: list[str], expected: str) -> None:
@@ -20,8 +20,8 @@ def one_line_error(capsys, argv: list[str], expected: str) -> None:
 
 
 def test_unknown_element_in_a_sample_is_unreadable_not_a_crash():
-    assert parse_cif(UNKNOWN_ELEMENT_CIF) is None
-    assert parse_cif(UNKNOWN_ELEMENT_CIF.replace("Xx", "Cl")) is not None
+    assert parse_cif_or_none(UNKNOWN_ELEMENT_CIF) is None
+    assert parse_cif_or_none(UNKNOWN_ELEMENT_CIF.replace("Xx", "Cl")) is not None
 
 
 def test_evaluate_out_naming_a_file(tmp_path, capsys):

@@ -16,7 +16,7 @@ from symmcd.model.geometry import (
     EDGE_GEOMETRY_DIM,
     NODE_GEOMETRY_DIM,
     OrbitGeometry,
-    k_to_lattice,
+    k_to_lattices_torch,
 )
 from symmcd.symmetry.asymmetric_unit import AsymmetricUnit
 from symmcd.symmetry.lattice import k_to_lattices
@@ -32,7 +32,9 @@ def geometry_inputs(units: list[AsymmetricUnit]) -> dict:
         frac_coords=torch.tensor(
             np.concatenate([u.frac_coords for u in units]), dtype=torch.float32
         ),
-        lattice=k_to_lattice(torch.tensor(np.stack([u.k for u in units]), dtype=torch.float32)),
+        lattice=k_to_lattices_torch(
+            torch.tensor(np.stack([u.k for u in units]), dtype=torch.float32)
+        ),
         spacegroup=torch.tensor([u.spacegroup for u in units]),
         node_batch=node_batch_index(num_nodes),
         edge_index=fully_connected_edges(num_nodes),
@@ -41,7 +43,7 @@ def geometry_inputs(units: list[AsymmetricUnit]) -> dict:
 
 def test_k_to_lattice_matches_numpy():
     k = np.random.default_rng(0).normal(0, 0.5, (20, 6))
-    torch_lattice = k_to_lattice(torch.tensor(k, dtype=torch.float32)).numpy()
+    torch_lattice = k_to_lattices_torch(torch.tensor(k, dtype=torch.float32)).numpy()
     assert np.allclose(torch_lattice, k_to_lattices(k), rtol=1e-5, atol=1e-5)
 
 
@@ -119,7 +121,9 @@ def test_geometry_starts_at_zero_and_needs_its_inputs():
     with pytest.raises(InputError, match="lattice"):
         grown(x, t)
     spacegroup = torch.tensor([225, 1, 62])
-    with_geometry = replace(x, spacegroup=spacegroup, lattice=k_to_lattice(torch.zeros(3, 6)) * 5)
+    with_geometry = replace(
+        x, spacegroup=spacegroup, lattice=k_to_lattices_torch(torch.zeros(3, 6)) * 5
+    )
     out = grown(with_geometry, t)
     ref = plain(x, t)
     assert torch.allclose(out.coord_score, ref.coord_score, atol=1e-6)

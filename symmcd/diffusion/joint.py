@@ -104,9 +104,9 @@ def call_model(
     """
     lattice = None
     if getattr(getattr(model, "config", None), "geometric_features", False):
-        from symmcd.model.geometry import k_to_lattice
+        from symmcd.model.geometry import k_to_lattices_torch
 
-        lattice = k_to_lattice(k_raw)
+        lattice = k_to_lattices_torch(k_raw)
     crystals = NoisyCrystals(
         k=state.k,
         frac_coords=state.frac_coords,

@@ -108,7 +108,7 @@ def file_digest(paths: Path | list[Path]) -> str:
     return digest.hexdigest()
 
 
-def parse_cif(text: str) -> Structure | None:
+def parse_cif_or_none(text: str) -> Structure | None:
     """Parse one CIF string as ``symmcd.data.io.read_structure`` does; ``None`` (unreadable:
     invalid in every metric) for a broken CIF, no atoms, disorder or an unknown element."""
     try:
@@ -119,7 +119,7 @@ def parse_cif(text: str) -> Structure | None:
 
 def read_cif_file(path: Path) -> Structure | None:
     """Parse a CIF file; ``None`` when missing or unreadable."""
-    return parse_cif(read_text_or_empty(path))
+    return parse_cif_or_none(read_text_or_empty(path))
 
 
 def read_text_or_empty(path: Path) -> str:
@@ -136,11 +136,14 @@ def parse_cifs(
     progress: bool = False,
     label: str = "read CIFs",
 ) -> list[Structure | None]:
-    """``parse_cif`` of every text, in order, over ``workers`` processes (default: all cores).
+    """``parse_cif_or_none`` of every text, in order, over ``workers`` processes (default: all
+    cores).
 
     Why a pool: pymatgen expands a symmetrised CIF's orbits with its symmetry operations, tens of
     ms per generated crystal, minutes for a 10,000-crystal sample set on one core."""
-    parsed = ordered_map(parse_cif, texts, workers or default_workers(), 16, PARALLEL_PARSE_MIN)
+    parsed = ordered_map(
+        parse_cif_or_none, texts, workers or default_workers(), 16, PARALLEL_PARSE_MIN
+    )
     return list(tqdm(parsed, total=len(texts), desc=label, disable=not progress, unit="CIF"))
 
 
@@ -215,7 +218,7 @@ def load_samples(path: Path, workers: int | None = None, progress: bool = False)
         return read_csv_of_cifs(path, workers, progress)
     if path.is_file() and path.suffix == ".cif":
         text = read_text_or_empty(path)
-        structures = [parse_cif(text)]
+        structures = [parse_cif_or_none(text)]
         reasons = unreadable_reasons([path.name], [text], structures)
         return CrystalSet([path.name], structures, [None], None, path, reasons)
     raise InputError(f"samples not found or not a folder/CSV/CIF: {path}")
@@ -282,7 +285,7 @@ class LazyStructures:
 
     def __getitem__(self, index: int) -> Structure | None:
         if index not in self._parsed:
-            self._parsed[index] = parse_cif(self._texts[index])
+            self._parsed[index] = parse_cif_or_none(self._texts[index])
         return self._parsed[index]
 
 

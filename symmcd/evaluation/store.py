@@ -102,12 +102,14 @@ class CrystalStore:
         failure (full disk, locked file) only costs a recomputation next time."""
         if not self.usable or not entries:
             return
-        records = [(key, kind, json.dumps(value, default=_plain)) for key, value in entries.items()]
+        records = [
+            (key, kind, json.dumps(value, default=_json_default)) for key, value in entries.items()
+        ]
         with contextlib.suppress(sqlite3.Error), self._connect() as connection:
             connection.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", records)
 
 
-def _plain(value):
+def _json_default(value):
     """JSON form of the numpy values in an entry (floats round-trip exactly)."""
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()

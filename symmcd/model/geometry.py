@@ -41,7 +41,7 @@ EDGE_GEOMETRY_DIM = len(MIN_DISTANCE_CENTRES) + len(COUNT_CENTRES) + 3
 NODE_GEOMETRY_DIM = len(MIN_DISTANCE_CENTRES) + len(COUNT_CENTRES)
 
 
-def k_to_lattice(k: Tensor) -> Tensor:
+def k_to_lattices_torch(k: Tensor) -> Tensor:
     """Symmetric lattice matrices ``expm(sum_i k_i B_i)`` (B, 3, 3) of raw k-vectors (B, 6).
 
     The torch twin of :func:`symmcd.symmetry.lattice.k_to_lattices` (a test keeps them equal).

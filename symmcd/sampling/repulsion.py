@@ -21,7 +21,7 @@ from dataclasses import replace
 import torch
 
 from symmcd.diffusion.joint import DiffusionState
-from symmcd.model.geometry import OrbitGeometry, k_to_lattice
+from symmcd.model.geometry import OrbitGeometry, k_to_lattices_torch
 
 STEP_SIZE = 0.1  # per step a colliding pair separates by ~0.8x its overlap (two edges each)
 LAST_FRACTION = 0.1  # the repulsion acts in the last 10 % of the denoising steps
@@ -37,7 +37,7 @@ def repel_orbits(
     """``state`` with its coordinates moved ``steps`` times down the overlap energy."""
     if min_distance <= 0 or state.edge_index.shape[1] == 0:
         return state
-    lattice = k_to_lattice(k_raw)
+    lattice = k_to_lattices_torch(k_raw)
     inverse_metric = torch.linalg.inv(lattice @ lattice.transpose(1, 2))[state.node_batch]
     coords = state.frac_coords.detach().float()
     for _ in range(steps):

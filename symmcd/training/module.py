@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from symmcd.checkpoint import _plain
-from symmcd.config import TrainConfig
+from symmcd.config import TrainConfig, plain_data
 from symmcd.data.batch import CrystalBatch
 from symmcd.data.dataset import AsymmetricUnitDataset, collate
 from symmcd.data.labels import label_matrix, split_labels
@@ -77,9 +76,9 @@ class SymmCDModule(L.LightningModule):
         label_table: dict[str, Any] | None = None,
     ):
         super().__init__()
-        hparams = {"config": _plain(config), "statistics": _plain(statistics)}
+        hparams = {"config": plain_data(config), "statistics": plain_data(statistics)}
         if label_table is not None:
-            hparams["label_table"] = _plain(label_table)
+            hparams["label_table"] = plain_data(label_table)
         self.save_hyperparameters(hparams, logger=False)
         self.config = TrainConfig.from_dict(config)
         stats = DatasetStatistics.from_dict(statistics)
