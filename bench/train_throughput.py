@@ -72,10 +72,10 @@ def measure(
 ) -> dict:
     """Time training steps of one configuration in this process; return the figures."""
     from symmcd.data.dataset import AsymmetricUnitDataset, collate
+    from symmcd.data.prepare import STATISTICS_FILE, load_statistics
     from symmcd.diffusion.joint import DiffusionConfig, JointDiffusion
     from symmcd.model.denoiser import Denoiser, DenoiserConfig
     from symmcd.training.ema import ExponentialMovingAverage
-    from symmcd.training.module import read_statistics
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -95,7 +95,9 @@ def measure(
         geometric_features=geometry,
     )
     model = Denoiser(model_config).to(device)
-    diffusion = JointDiffusion.from_statistics(DiffusionConfig(), read_statistics(data_dir))
+    diffusion = JointDiffusion.from_statistics(
+        DiffusionConfig(), load_statistics(Path(data_dir) / STATISTICS_FILE)
+    )
     diffusion.to(device)
     ema = ExponentialMovingAverage(model, decay=0.999)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from symmcd.errors import InputError
+
+if TYPE_CHECKING:
+    from symmcd.data.dataset import AsymmetricUnitDataset
 
 SHIPPED_MP20_DIR = Path(__file__).resolve().parent / "mp20"
 SHIPPED_LABELS = SHIPPED_MP20_DIR / "properties.csv.gz"
@@ -79,3 +83,38 @@ def label_matrix(ids: np.ndarray, labels: list[dict[str, float]]) -> np.ndarray:
             if value is not None:
                 matrix[row, column] = value
     return matrix
+
+
+RANGE_QUANTILES = (0.001, 0.999)  # the conditioning grid spans these quantiles of the labels
+
+
+def property_ranges(dataset: AsymmetricUnitDataset) -> list[tuple[float, float]]:
+    """(low, high) of each conditioning property over a labelled training set."""
+    if dataset.properties is None:
+        raise InputError("property_ranges: the dataset carries no labels")
+    ranges = []
+    for column in dataset.properties.T.numpy():
+        known = column[np.isfinite(column)]
+        if len(known) < 2:
+            raise InputError(f"{dataset.cache_path}: fewer than 2 labels of a property")
+        low, high = np.quantile(known, RANGE_QUANTILES)
+        if high <= low:
+            low, high = float(known.min()), float(known.max()) + 1e-6
+        ranges.append((round(float(low), 4), round(float(high), 4)))
+    return ranges
+
+
+def label_table(dataset: AsymmetricUnitDataset) -> dict[str, Any]:
+    """Space group, orbit count and labels of every labelled training crystal: sampling draws
+    the space group and size of a crystal with a property target from the crystals near it
+    (``symmcd.sampling.plan.plan_near_targets``)."""
+    if dataset.properties is None:
+        raise InputError("label_table: the dataset carries no labels")
+    values = dataset.properties.numpy()
+    keep = np.isfinite(values).any(axis=1)
+    num_orbits = np.diff(dataset.cache.orbit_offset)
+    return {
+        "spacegroup": dataset.cache.spacegroup[keep].astype(int).tolist(),
+        "num_orbits": num_orbits[keep].astype(int).tolist(),
+        "values": [[None if not np.isfinite(v) else float(v) for v in row] for row in values[keep]],
+    }

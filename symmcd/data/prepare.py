@@ -332,6 +332,14 @@ def load_statistics(path: Path | str) -> DatasetStatistics:
     return DatasetStatistics.from_dict(data)
 
 
+def split_cache_path(data_dir: Path, split: str) -> Path:
+    """The cache file of one split in a prepared data folder."""
+    path = Path(data_dir) / f"{split}.npz"
+    if not path.is_file():
+        raise InputError(f"no {split} cache {path.name} in {data_dir}: run `symmcd prepare` first")
+    return path
+
+
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "symmcd" / "mp20"
 
 

@@ -4,10 +4,9 @@
 batch into noisy inputs and per-term losses, and an EMA copy of the denoiser. Training updates
 the raw weights; validation and export use the EMA weights. Its hyperparameters are plain
 dicts (config, dataset statistics and, for a property-conditioned model, the label table of
-:func:`label_table`), so every checkpoint is self-describing.
+:func:`symmcd.data.labels.label_table`), so every checkpoint is self-describing.
 """
 
-import json
 import math
 import os
 import platform
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -26,13 +24,13 @@ from symmcd.config import TrainConfig, plain_data
 from symmcd.data.batch import CrystalBatch
 from symmcd.data.dataset import AsymmetricUnitDataset, collate
 from symmcd.data.labels import label_matrix, split_labels
+from symmcd.data.prepare import STATISTICS_FILE, load_statistics, split_cache_path
 from symmcd.data.statistics import DatasetStatistics
 from symmcd.diffusion.joint import JointDiffusion
-from symmcd.errors import InputError, SymmcdError
+from symmcd.errors import SymmcdError
 from symmcd.model.denoiser import Denoiser
 from symmcd.training.ema import ExponentialMovingAverage
 
-STATISTICS_FILE = "statistics.json"
 NAN_CHECKPOINT = "nan.ckpt"
 
 
@@ -200,57 +198,6 @@ def _id_list(ids: list[str], shown: int = 8) -> str:
     return ", ".join(ids[:shown]) + more
 
 
-RANGE_QUANTILES = (0.001, 0.999)  # the conditioning grid spans these quantiles of the labels
-
-
-def property_ranges(dataset: AsymmetricUnitDataset) -> list[tuple[float, float]]:
-    """(low, high) of each conditioning property over a labelled training set."""
-    if dataset.properties is None:
-        raise InputError("property_ranges: the dataset carries no labels")
-    ranges = []
-    for column in dataset.properties.T.numpy():
-        known = column[np.isfinite(column)]
-        if len(known) < 2:
-            raise InputError(f"{dataset.cache_path}: fewer than 2 labels of a property")
-        low, high = np.quantile(known, RANGE_QUANTILES)
-        if high <= low:
-            low, high = float(known.min()), float(known.max()) + 1e-6
-        ranges.append((round(float(low), 4), round(float(high), 4)))
-    return ranges
-
-
-def label_table(dataset: AsymmetricUnitDataset) -> dict[str, Any]:
-    """Space group, orbit count and labels of every labelled training crystal: sampling draws
-    the space group and size of a crystal with a property target from the crystals near it
-    (``symmcd.sampling.plan.plan_near_targets``)."""
-    if dataset.properties is None:
-        raise InputError("label_table: the dataset carries no labels")
-    values = dataset.properties.numpy()
-    keep = np.isfinite(values).any(axis=1)
-    num_orbits = np.diff(dataset.cache.orbit_offset)
-    return {
-        "spacegroup": dataset.cache.spacegroup[keep].astype(int).tolist(),
-        "num_orbits": num_orbits[keep].astype(int).tolist(),
-        "values": [[None if not np.isfinite(v) else float(v) for v in row] for row in values[keep]],
-    }
-
-
-def read_statistics(data_dir: Path) -> DatasetStatistics:
-    """The :class:`DatasetStatistics` written by ``prepare`` next to the caches."""
-    path = Path(data_dir) / STATISTICS_FILE
-    if not path.is_file():
-        raise InputError(f"no {STATISTICS_FILE} in {data_dir}: is it a prepared data folder?")
-    return DatasetStatistics.from_dict(json.loads(path.read_text()))
-
-
-def split_cache_path(data_dir: Path, split: str) -> Path:
-    """The cache file of one split in a prepared data folder."""
-    path = Path(data_dir) / f"{split}.npz"
-    if not path.is_file():
-        raise InputError(f"no {split} cache {path.name} in {data_dir}: run `symmcd prepare` first")
-    return path
-
-
 class CrystalDataModule(L.LightningDataModule):
     """Train/val loaders over the caches of a prepared data folder."""
 
@@ -277,7 +224,7 @@ class CrystalDataModule(L.LightningDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def statistics(self) -> DatasetStatistics:
-        return read_statistics(self.data_dir)
+        return load_statistics(Path(self.data_dir) / STATISTICS_FILE)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

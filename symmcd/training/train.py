@@ -37,13 +37,12 @@ from symmcd.config import (
     set_dotted,
 )
 from symmcd.data.io import make_folder
+from symmcd.data.labels import label_table, property_ranges
 from symmcd.data.prepare import resolve_data_dir
 from symmcd.errors import InputError
 from symmcd.training.module import (
     CrystalDataModule,
     SymmCDModule,
-    label_table,
-    property_ranges,
 )
 
 LAST_CHECKPOINT = "last.ckpt"
