@@ -342,6 +342,16 @@ def property_section() -> str:
 
 TARGET_FILES = (
     (
+        "property_targets_formation_energy_per_atom_grid.json",
+        "formation energy (eV/atom), the shipped conditioned model: targets x guidance weights",
+    ),
+    (
+        "property_targets_formation_energy_per_atom_screen3.json",
+        "formation energy (eV/atom), the shipped conditioned model with the CDVAE screen "
+        "(`--screen 3`: the 200 of 600 samples whose CDVAE-predicted formation energy lies "
+        "nearest the target)",
+    ),
+    (
         "property_targets_formation_energy_per_atom_v3.json",
         "formation energy (eV/atom), the shipped conditioned model (retrained on the 25,428 "
         "labelled training crystals), charge-balanced element decoding",

@@ -36,6 +36,7 @@ import torch
 from pymatgen.core import Composition
 
 from symmcd.checkpoint import CONDITIONED_CHECKPOINT
+from symmcd.evaluation.cdvae_property import target_distance
 from symmcd.evaluation.io import read_csv_of_cifs
 from symmcd.evaluation.novelty import novel_mask
 from symmcd.evaluation.relax import relax_many
@@ -77,6 +78,7 @@ def predicted(structures, name: str, predictor: Path) -> np.ndarray:
 def row(args, target: float | None, guidance: float, train) -> dict:
     targets = None if target is None else {args.property: target}
     started = time.perf_counter()
+    screen = args.screen if targets else 1  # the untargeted reference is not screened
     crystals = sample(
         args.n,
         checkpoint=args.checkpoint,
@@ -84,6 +86,8 @@ def row(args, target: float | None, guidance: float, train) -> dict:
         guidance=guidance if targets else None,  # no weight without a target
         seed=args.seed,
         progress=False,
+        screen=screen,
+        screen_scores=target_distance(targets, args.workers or 1) if screen > 1 else None,
     )
     seconds = time.perf_counter() - started
     structures = [c.structure for c in crystals]
@@ -146,6 +150,9 @@ def main() -> None:
     parser.add_argument("--no-novelty", action="store_true")
     parser.add_argument("--no-reference", action="store_true", help="skip the untargeted row")
     parser.add_argument("--relax-steps", type=int, default=100, help="0: measure as sampled")
+    parser.add_argument(
+        "--screen", type=int, default=1, help="K: keep the best n of K x n by CDVAE's E_form"
+    )
     parser.add_argument("--workers", type=int, default=None, help="relaxation processes")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -171,7 +178,12 @@ def main() -> None:
         if args.checkpoint.is_relative_to(ROOT)
         else str(args.checkpoint),
         "sampler": f"default (repulsion {config.repulsion:g} Å, {config.element_decoding} "
-        f"elements, up to {config.max_attempts} draws, 100 steps)",
+        f"elements, up to {config.max_attempts} draws, 100 steps)"
+        + (
+            f", screen {args.screen}: the best of {args.screen} x n by CDVAE's formation energy"
+            if args.screen > 1
+            else ""
+        ),
         "n": args.n,
         "seed": args.seed,
         "rows": [],

@@ -14,6 +14,7 @@ from symmcd.config import load_config
 from symmcd.data.labels import SHIPPED_LABELS, label_files, label_matrix, load_labels
 from symmcd.data.prepare import prepare_dataset
 from symmcd.errors import ConfigError, InputError
+from symmcd.evaluation.io import read_csv_of_cifs
 from symmcd.model.conditioning import PropertyConditioning
 from symmcd.model.denoiser import DenoiserOutput
 from symmcd.sampling import sample
@@ -207,6 +208,51 @@ def test_conditioned_run_ships_ranges_and_label_table_and_samples_toward_targets
         ]
     )
     assert code != 0 and "conditions on formation_energy_per_atom only" in capsys.readouterr().err
+
+
+def test_screen_keeps_the_candidates_nearest_the_target_in_drawn_order(conditioned_run):
+    """--screen K: K x n candidates, the n with the lowest scores kept in the order drawn; the
+    scores see every candidate once."""
+    options = dict(
+        checkpoint=conditioned_run / "model.pt",
+        steps=2,
+        targets={FORM: -1.0},
+        progress=False,
+        max_attempts=1,
+    )
+    candidates = sample(6, **options)
+    seen = []
+
+    def by_orbits(structures):  # fewest sites nearest: a stand-in predictor
+        seen.append(len(structures))
+        return np.array([len(s) + 0.01 * i for i, s in enumerate(structures)], dtype=float)
+
+    kept = sample(2, screen=3, screen_scores=by_orbits, **options)
+    assert seen == [6]
+    sizes = np.array([len(c.structure) + 0.01 * i for i, c in enumerate(candidates)])
+    chosen = sorted(np.argsort(sizes, kind="stable")[:2].tolist())
+    assert [c.structure for c in kept] == [candidates[i].structure for i in chosen]
+    assert [c.metadata["screen_score"] for c in kept] == pytest.approx(sizes[chosen].tolist())
+    assert all(c.metadata["screened_from"] == 6 for c in kept)
+    with pytest.raises(InputError, match="screen: needs a predictor"):
+        sample(2, screen=3, **options)
+
+
+def test_screen_needs_a_target_and_a_predictor_of_it():
+    from symmcd.evaluation.cdvae_property import target_distance
+    from symmcd.sampling.config import MAX_SCREEN, SamplingConfig
+
+    with pytest.raises(InputError, match="screen: 3 keeps the crystals nearest a property target"):
+        SamplingConfig(screen=3)
+    with pytest.raises(InputError, match="screen"):
+        SamplingConfig(screen=MAX_SCREEN + 1, targets={FORM: -1.0})
+    with pytest.raises(InputError, match="no predictor of band_gap"):
+        target_distance({"band_gap": 2.0})
+    distances = target_distance({FORM: -1.0})
+    crystals = read_csv_of_cifs(MP20 / "val.csv.gz", lazy=True).structures
+    structures = [crystals[0], crystals[1]]
+    labels = pd.read_csv(MP20 / "val.csv.gz", nrows=2)[FORM].to_numpy()
+    assert np.abs(distances(structures) - np.abs(labels + 1.0)).max() < 0.3
 
 
 def test_unconditional_model_grows_conditioning_without_changing_its_outputs(

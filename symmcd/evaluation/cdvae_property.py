@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +38,8 @@ from pymatgen.core import Lattice, Structure
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from tqdm import tqdm
+
+from symmcd.errors import InputError
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "cdvae_mp20_formation_energy.pt"
 BATCH_SIZE = 256  # CDVAE's evaluation batch size
@@ -577,3 +579,28 @@ def predict_formation_energy_cdvae(
         values = predict_graphs([graphs[k] for k in built], batch_size, progress)
         energies[built] = values
     return energies
+
+
+SCREENED_PROPERTY = "formation_energy_per_atom"  # the one property this model predicts
+
+
+def target_distance(
+    targets: dict[str, float], workers: int = 1, progress: bool = False
+) -> Callable[[Sequence[Structure]], np.ndarray]:
+    """The screen of property-targeted sampling (``symmcd.sample(..., screen=K)``): for each
+    structure, how far CDVAE's predicted formation energy lies from the target (eV/atom; NaN
+    where no graph can be built). A predictor trained apart from the generator, on the crystals
+    as sampled; only formation-energy targets can be screened."""
+    others = sorted(set(targets) - {SCREENED_PROPERTY})
+    if others or SCREENED_PROPERTY not in targets:
+        raise InputError(
+            f"screen: no predictor of {', '.join(others) or 'the targets'} ships with symmcd; "
+            f"only {SCREENED_PROPERTY} targets can be screened"
+        )
+    target = float(targets[SCREENED_PROPERTY])
+
+    def distances(structures: Sequence[Structure]) -> np.ndarray:
+        predicted = predict_formation_energy_cdvae(structures, progress=progress, workers=workers)
+        return np.abs(predicted - target)
+
+    return distances

@@ -12,11 +12,13 @@ import functools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
 from symmcd.checkpoint import CONDITIONED_CHECKPOINT, DEFAULT_CHECKPOINT, load_checkpoint
@@ -100,6 +102,7 @@ def sample(
     config: SamplingConfig | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    screen_scores: ScreenScores | None = None,
     **options,
 ) -> list[SampledCrystal]:
     """Generate n symmetric crystals; each is a full-cell Structure plus its metadata.
@@ -110,16 +113,56 @@ def sample(
     check are redrawn with the same plan and fresh noise, up to ``max_attempts`` draws in all
     (formula runs switch a crystal that still fails after half of them to a fresh template;
     metadata ``attempts`` counts the draws); ``max_attempts=1`` keeps and flags every first
-    draw, the published protocol.
+    draw, the published protocol. With ``screen`` K > 1, ``screen_scores`` ranks K x n
+    candidates (:func:`screened`).
     """
     n = checked_count(n)
     config = SamplingConfig.from_options(config, **options)
+    if config.screen > 1:
+        return screened(n, config, checkpoint, progress, screen_scores)
     counts = conditions.parse_formula(config.formula) if config.formula is not None else None
     run = _Run(config, checkpoint)
     element_allowed = allowed_elements(run.statistics, config.elements, counts)
     plans = make_plans(n, run.statistics, run.groups, counts, config.seed, run.targets, run.loaded)
     with torch_threads(SAMPLING_THREADS):  # same crystals whatever the caller's thread count
         return run.denoise(plans, [counts] * n, element_allowed, progress)
+
+
+# distance of each structure's predicted property from the targets (lower is nearer; NaN: not
+# predicted), from a predictor independent of the generator
+ScreenScores = Callable[[list[Structure]], np.ndarray]
+
+
+def screened(
+    n: int,
+    config: SamplingConfig,
+    checkpoint: str | Path | None,
+    progress: bool,
+    screen_scores: ScreenScores | None,
+) -> list[SampledCrystal]:
+    """n crystals out of ``config.screen`` x n sampled toward the targets: those with the lowest
+    ``screen_scores`` (unscored ones last), in the order they were drawn. Metadata
+    ``screen_score`` keeps each one's score, ``screened_from`` the number of candidates."""
+    if screen_scores is None:
+        raise InputError(
+            "screen: needs a predictor of the target property; `symmcd sample --screen` uses "
+            "CDVAE's formation-energy model (from Python: screen_scores="
+            "symmcd.evaluation.cdvae_property.target_distance(targets))"
+        )
+    total = checked_count(n * config.screen)
+    candidates = sample(total, replace(config, screen=1), checkpoint, progress)
+    scores = np.asarray(screen_scores([c.structure for c in candidates]), dtype=float)
+    if scores.shape != (total,):
+        raise InputError(f"screen: {scores.shape} scores for {total} candidates")
+    nearest = np.argsort(np.where(np.isfinite(scores), scores, np.inf), kind="stable")[:n]
+    kept = []
+    for index in sorted(nearest.tolist()):
+        crystal = candidates[index]
+        score = scores[index]
+        crystal.metadata["screen_score"] = float(score) if np.isfinite(score) else None
+        crystal.metadata["screened_from"] = total
+        kept.append(crystal)
+    return kept
 
 
 # torch threads of the sampling arithmetic (network, noise processes, repulsion), whatever the
@@ -444,6 +487,7 @@ def sample_to_dir(
     formats: str | Sequence[str] = ("cif",),
     overwrite: bool = False,
     threads: int | None = None,
+    screen_scores: ScreenScores | None = None,
     **options,
 ) -> dict:
     """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
@@ -459,7 +503,9 @@ def sample_to_dir(
     chosen_formats = writers.parse_formats(formats)
     started = time.perf_counter()
     with torch_threads(threads) as used_threads:
-        crystals = sample(n, config, checkpoint=checkpoint, progress=progress)
+        crystals = sample(
+            n, config, checkpoint=checkpoint, progress=progress, screen_scores=screen_scores
+        )
     sampled_seconds = time.perf_counter() - started
     with writers.staged_dir(out) as folder:
         writers.write_samples(folder, crystals, chosen_formats)
