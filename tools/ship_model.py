@@ -5,7 +5,7 @@ default number of sampling steps recorded in its metadata, so `symmcd sample` us
 from the run's `best.ckpt` (lowest validation loss); `--ckpt last.ckpt` (or any checkpoint file
 of the run) when the samples, not the loss, chose the epoch.
 
-    python scripts/ship_model.py RUN_DIR [--ckpt best.ckpt] [--steps 100] [--full-precision]
+    python tools/ship_model.py RUN_DIR [--ckpt best.ckpt] [--steps 100] [--full-precision]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Splits written (see ``symmcd/data/mp20/README.md``):
 
 Only the columns the package uses are kept. Output is byte-reproducible (gzip mtime 0).
 
-Usage: ``python scripts/build_mp20_package_data.py [--source DIR] [--out DIR]``
+Usage: ``python tools/build_mp20_package_data.py [--source DIR] [--out DIR]``
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 train and validation splits (never the test split): each crystal's asymmetric unit as
 ``symmcd prepare`` finds it (spglib, symprec 0.1).
 
-    python scripts/build_template_pool.py [--work ~/.cache/symmcd/pool/mp20] [--workers 2]
+    python tools/build_template_pool.py [--work ~/.cache/symmcd/pool/mp20] [--workers 2]
 """
 
 from __future__ import annotations
