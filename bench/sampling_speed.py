@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from symmcd.cli import add_sampling_options
 from symmcd.sampling import sample
 from symmcd.sampling.config import SamplingConfig
 from symmcd.sampling.loop import resolve_precision
@@ -90,12 +91,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--random-init", default=None, metavar="CONFIG")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--runs", default=None, help="override, e.g. '1000x100,500x50'")
-    parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
-    parser.add_argument("--max-attempts", type=int, default=10, help="draws per crystal at most")
-    parser.add_argument("--target", default=None, help="PROPERTY=VALUE: also time targeted runs")
-    parser.add_argument("--guidance", type=float, default=None, help="weight of --target")
+    add_sampling_options(
+        parser, ["batch_size", "precision", "max_attempts", "targets", "guidance"]
+    )  # with --target, every run is also timed toward the target
     args = parser.parse_args()
     args.precision = resolve_precision(args.precision)
 
@@ -113,10 +112,7 @@ def main() -> None:
 
     sample(8, checkpoint=loaded, steps=2, progress=False)  # warm-up
     load_before = os.getloadavg()[0]
-    targets = [None]
-    if args.target:
-        name, value = args.target.split("=")
-        targets.append({name: float(value)})
+    targets = [None] + ([args.targets] if args.targets else [])
     rows = []
     for n, steps in runs:
         steps = min(steps, loaded.diffusion.num_steps)
@@ -136,7 +132,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             orbits = sum(c.metadata["num_orbits"] for c in crystals) / len(crystals)
             weight = crystals[0].metadata.get("guidance")
-            label = "-" if target is None else f"{args.target} (guidance {weight:g})"
+            label = "-" if target is None else f"{','.join(target)} (guidance {weight:g})"
 
             rows.append((n, steps, label, seconds, n / seconds, 10_000 * seconds / n / 60, orbits))
             print(

@@ -31,11 +31,12 @@ import pandas as pd
 import torch
 from pymatgen.core import Composition
 
+from symmcd.cli import add_sampling_options
 from symmcd.evaluation.distributions import wasserstein
 from symmcd.evaluation.templates import spacegroup_and_template
 from symmcd.evaluation.validity import close_contact_free_flags, validity_flags
 from symmcd.sampling import sample
-from symmcd.sampling.config import ELEMENT_DECODINGS
+from symmcd.sampling.config import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SPLIT = ROOT / "symmcd" / "data" / "mp20" / "test.csv.gz"
@@ -101,11 +102,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="model.pt (default shipped)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--corrector-steps", type=int, default=1)
-    parser.add_argument("--precision", default="32", choices=("auto", "32", "bf16"))
-    parser.add_argument("--repulsion", type=float, default=0.0, help="sampler push, Å (0: off)")
-    parser.add_argument("--element-decoding", default="argmax", choices=ELEMENT_DECODINGS)
+    # the ablation protocol the recorded rows were run with: published, float32, one corrector
+    protocol = {**PRESETS["published"], "corrector_steps": 1, "precision": "32"}
+    names = ["steps", "corrector_steps", "precision", "repulsion", "element_decoding"]
+    add_sampling_options(parser, names, protocol)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()

@@ -34,9 +34,10 @@ import time
 import warnings
 from pathlib import Path
 
+from symmcd.cli import add_sampling_options
 from symmcd.evaluation import evaluate
 from symmcd.sampling import sample_to_dir
-from symmcd.sampling.config import ELEMENT_DECODINGS, PRESETS
+from symmcd.sampling.config import PRESETS
 from symmcd.sampling.sampler import load_model
 
 TOP10 = (2, 12, 14, 62, 63, 139, 166, 194, 221, 225)
@@ -187,24 +188,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--checkpoint", default=None)
-    parser.add_argument(
-        "--max-attempts",
-        type=int,
-        default=PUBLISHED["max_attempts"],
-        help="draws per crystal (default: the published protocol's)",
-    )
-    parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
-    parser.add_argument(
-        "--repulsion",
-        type=float,
-        default=PUBLISHED["repulsion"],
-        help="sampler push in Å (default: the published protocol's, off)",
-    )
-    parser.add_argument(
-        "--element-decoding",
-        default=PUBLISHED["element_decoding"],
-        choices=ELEMENT_DECODINGS,
-        help="the last element draw (argmax: as published; charge-balanced: symmcd's default)",
+    add_sampling_options(  # the published protocol unless told otherwise
+        parser, ["max_attempts", "precision", "repulsion", "element_decoding"], PUBLISHED
     )
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON record")
     parser.add_argument(

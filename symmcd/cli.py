@@ -14,14 +14,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import Any
 
 from symmcd.errors import InputError, SymmcdError
 
 # light to import (no torch): the sample options take their defaults from these fields
 from symmcd.sampling.config import (
-    DEFAULT_CORRECTOR_STEPS,
     DEFAULT_GUIDANCE,
-    DEFAULT_REPULSION,
     ELEMENT_DECODINGS,
     MAX_ATTEMPTS,
     MAX_MIN_DISTANCE,
@@ -322,6 +321,132 @@ def _cmd_property_predict(args: argparse.Namespace) -> None:
     )
 
 
+def _option(flag: str, text: str, **settings: Any) -> tuple[str, dict[str, Any]]:
+    return flag, {"help": text, **settings}
+
+
+def sampling_options() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Per ``SamplingConfig`` field: its option flag and argparse settings (the default is the
+    field's, or a script's own; ``%(default)s`` in the help follows it)."""
+    return {
+        "spacegroups": _option(
+            "--spacegroups",
+            "numbers or symbols in any setting, e.g. 225,194 or Fm-3m,P6_3/mmc,P2_1/n,R-3m:H",
+            type=_str_list,
+        ),
+        "top_k_spacegroups": _option(
+            "--top-k-spacegroups", "the K most common training groups", type=int
+        ),
+        "elements": _option("--elements", "allowed elements, e.g. Li,Fe,P,O", type=_str_list),
+        "formula": _option(
+            "--formula",
+            "exact composition, e.g. LiFePO4 (any number of formula units per cell); counts "
+            "with a common factor, e.g. Li4O4, are the exact cell content",
+        ),
+        "steps": _option("--steps", "denoising steps (default: model's)", type=int),
+        "batch_size": _option(
+            "--batch-size",
+            "crystals denoised together (%(default)s; lower it to use less memory)",
+            type=int,
+        ),
+        "seed": _option("--seed", "random seed; same seed, same crystals (%(default)s)", type=int),
+        "precision": _option(
+            "--precision",
+            "network arithmetic: auto = bf16 on CPUs with native bfloat16, else 32 (%(default)s)",
+            choices=PRECISIONS,
+        ),
+        "max_attempts": _option(
+            "--max-attempts",
+            "draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
+            f"is redrawn, up to N draws in all (%(default)s; at most {MAX_ATTEMPTS}; 1 keeps "
+            "every first draw)",
+            type=int,
+        ),
+        "corrector_steps": _option(
+            "--corrector-steps",
+            "Langevin corrector moves of the coordinates before each denoising step "
+            "(%(default)s; 0: predictor only; each move costs one more network call)",
+            type=int,
+        ),
+        "min_distance": _option(
+            "--min-distance",
+            "redraw crystals with two atoms closer than this many Angstrom (%(default)s, the "
+            f"collapse threshold; at most {MAX_MIN_DISTANCE:g})",
+            type=float,
+        ),
+        "element_temperature": _option(
+            "--element-temperature",
+            "divide the network's element logits by this at every step (%(default)s; 1, as "
+            "trained; below 1 favours the elements it finds most likely; 0.05-10)",
+            type=float,
+        ),
+        "charge_balanced": _option(
+            "--charge-balanced",
+            "also redraw crystals whose composition fails SMACT's charge-neutrality test "
+            "(compositional validity): a filter, counted in `attempts`",
+            action="store_true",
+        ),
+        "element_decoding": _option(
+            "--element-decoding",
+            "the last element draw: the network's likeliest element per orbit (argmax), or, for "
+            "a crystal that fails SMACT's charge-neutrality test, the likeliest elements that "
+            "pass it (charge-balanced; default %(default)s)",
+            choices=ELEMENT_DECODINGS,
+        ),
+        "repulsion": _option(
+            "--repulsion",
+            "in the last 10%% of steps, push apart orbits whose replicated atoms come closer "
+            "than D Å (%(default)s; 0: off, as in the published protocol)",
+            type=float,
+            metavar="D",
+        ),
+        "targets": _option(
+            "--target",
+            "sample toward a property, e.g. --target formation_energy_per_atom=-2.5 or "
+            "--target band_gap=1.5 (repeatable; uses the shipped conditioned model unless "
+            "--checkpoint names another conditioned model)",
+            dest="targets",
+            action="append",
+            metavar="NAME=VALUE",
+        ),
+        "guidance": _option(
+            "--guidance",
+            "classifier-free guidance weight for --target, refused without one (default "
+            f"{DEFAULT_GUIDANCE:g}; 1: the conditional model alone, one network call per step; "
+            "above 1 pushes harder toward the target at twice the calls and some compositional "
+            "validity, see docs/results.md; 0: unconditional)",
+            type=float,
+            metavar="W",
+        ),
+        "screen": _option(
+            "--screen",
+            "with a formation-energy --target: sample K times as many crystals and keep those "
+            "whose formation energy, as CDVAE's model predicts it, lies nearest the target "
+            f"(%(default)s: off; at most {MAX_SCREEN}; about 0.15 s per candidate and core)",
+            type=int,
+            metavar="K",
+        ),
+    }
+
+
+def add_sampling_options(
+    parser: argparse.ArgumentParser,
+    names: Sequence[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> None:
+    """Add the options of ``SamplingConfig``'s fields (all, or ``names``) to ``parser``, each
+    with the field's default unless ``defaults`` gives another (a script that defaults to the
+    published protocol): the one place a sampling option is defined."""
+    options = sampling_options()
+    for name in names or options:
+        flag, settings = options[name]
+        default = (defaults or {}).get(name, SAMPLING_DEFAULTS[name])
+        if settings.get("action") == "store_true":
+            parser.add_argument(flag, **settings)
+        else:
+            parser.add_argument(flag, default=default, **settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="symmcd",
@@ -377,31 +502,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", help="model.pt to use (default: the shipped model)")
     p.add_argument(
-        "--spacegroups",
-        type=_str_list,
-        help="numbers or symbols in any setting, e.g. 225,194 or Fm-3m,P6_3/mmc,P2_1/n,R-3m:H",
-    )
-    p.add_argument("--top-k-spacegroups", type=int, help="the K most common training groups")
-    p.add_argument("--elements", type=_str_list, help="allowed elements, e.g. Li,Fe,P,O")
-    p.add_argument(
-        "--formula",
-        help="exact composition, e.g. LiFePO4 (any number of formula units per cell); counts "
-        "with a common factor, e.g. Li4O4, are the exact cell content",
-    )
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: model's)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=SAMPLING_DEFAULTS["batch_size"],
-        help="crystals denoised together (%(default)s; lower it to use less memory)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=SAMPLING_DEFAULTS["seed"],
-        help="random seed; same seed, same crystals (%(default)s)",
-    )
-    p.add_argument(
         "--format",
         type=_str_list,
         default=["cif"],
@@ -410,63 +510,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=SAMPLING_DEFAULTS["precision"],
-        help="network arithmetic: auto (default) = bf16 on CPUs with native bfloat16, else 32",
-    )
-    p.add_argument(
-        "--max-attempts",
-        type=int,
-        default=SAMPLING_DEFAULTS["max_attempts"],
-        help="draws per crystal: one whose atoms collapse (< 0.5 A) or whose spglib check fails "
-        f"is redrawn, up to N draws in all (%(default)s; at most {MAX_ATTEMPTS}; 1 keeps every "
-        "first draw)",
-    )
-    p.add_argument(
-        "--corrector-steps",
-        type=int,
-        default=DEFAULT_CORRECTOR_STEPS,
-        help="Langevin corrector moves of the coordinates before each denoising step (default "
-        f"{DEFAULT_CORRECTOR_STEPS}: predictor only; each move costs one more network call)",
-    )
-    p.add_argument(
-        "--min-distance",
-        type=float,
-        default=SAMPLING_DEFAULTS["min_distance"],
-        help="redraw crystals with two atoms closer than this many Angstrom (%(default)s, the "
-        f"collapse threshold; at most {MAX_MIN_DISTANCE:g})",
-    )
-    p.add_argument(
-        "--element-temperature",
-        type=float,
-        default=SAMPLING_DEFAULTS["element_temperature"],
-        help="divide the network's element logits by this at every step (1, as trained; below "
-        "1 favours the elements it finds most likely; 0.05-10)",
-    )
-    p.add_argument(
-        "--charge-balanced",
-        action="store_true",
-        help="also redraw crystals whose composition fails SMACT's charge-neutrality test "
-        "(compositional validity): a filter, counted in `attempts`",
-    )
-    p.add_argument(
-        "--element-decoding",
-        choices=ELEMENT_DECODINGS,
-        default=SAMPLING_DEFAULTS["element_decoding"],
-        help="the last element draw: the network's likeliest element per orbit (argmax), or, "
-        "for a crystal that fails SMACT's charge-neutrality test, the likeliest elements that "
-        "pass it (charge-balanced; default %(default)s)",
-    )
-    p.add_argument(
-        "--repulsion",
-        type=float,
-        default=DEFAULT_REPULSION,
-        metavar="D",
-        help="in the last 10%% of steps, push apart orbits whose replicated atoms come closer "
-        f"than D Å (default {DEFAULT_REPULSION:g}; 0: off, as in the published protocol)",
-    )
-    p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
         default="default",
@@ -474,34 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
         "repulsion, argmax elements (the protocol of the published figures); default = the "
         "defaults shown (%(default)s)",
     )
-    p.add_argument(
-        "--target",
-        dest="targets",
-        action="append",
-        metavar="NAME=VALUE",
-        help="sample toward a property, e.g. --target formation_energy_per_atom=-2.5 or "
-        "--target band_gap=1.5 (repeatable; uses the shipped conditioned model unless "
-        "--checkpoint names another conditioned model)",
-    )
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        metavar="W",
-        help="classifier-free guidance weight for --target, refused without one (default "
-        f"{DEFAULT_GUIDANCE:g}; 1: the conditional model alone, one network call per step; "
-        "above 1 pushes harder toward the target at twice the calls and some compositional "
-        "validity, see docs/results.md; 0: unconditional)",
-    )
-    p.add_argument(
-        "--screen",
-        type=int,
-        default=SAMPLING_DEFAULTS["screen"],
-        metavar="K",
-        help="with a formation-energy --target: sample K times as many crystals and keep those "
-        "whose formation energy, as CDVAE's model predicts it, lies nearest the target "
-        f"(%(default)s: off; at most {MAX_SCREEN}; about 0.15 s per candidate and core)",
-    )
+    add_sampling_options(p)
     p.add_argument(
         "--threads",
         type=int,
