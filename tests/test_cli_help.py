@@ -96,3 +96,18 @@ def test_unknown_preset_is_a_one_line_error():
 
     with pytest.raises(InputError, match="preset"):
         SamplingConfig.preset("paper")
+
+
+def test_scripts_take_sampling_options_from_one_place_with_their_own_defaults():
+    import argparse
+
+    from symmcd.cli import add_sampling_options
+    from symmcd.sampling.config import PRESETS
+
+    parser = argparse.ArgumentParser()
+    add_sampling_options(parser, ["max_attempts", "repulsion", "targets"], PRESETS["published"])
+    args = parser.parse_args([])
+    assert (args.max_attempts, args.repulsion, args.targets) == (1, 0.0, None)
+    args = parser.parse_args(["--max-attempts", "4", "--target", "band_gap=2"])
+    assert (args.max_attempts, args.targets) == (4, ["band_gap=2"])
+    assert not hasattr(args, "element_decoding")  # only the options asked for
