@@ -80,13 +80,17 @@ def test_repulsion_separates_two_orbits_on_one_point():
 
 
 def test_cli_states_the_sampler_defaults():
-    from symmcd import cli
-    from symmcd.sampling import config
+    """`symmcd sample --help` states the config's defaults (its options take them from the
+    fields; test_cli_help checks the values themselves)."""
+    from symmcd.cli import build_parser
 
-    assert cli.DEFAULT_REPULSION == config.DEFAULT_REPULSION == SamplingConfig().repulsion
-    assert cli.DEFAULT_CORRECTOR_STEPS == SamplingConfig().corrector_steps
+    commands = build_parser()._subparsers._group_actions[0].choices
+    text = " ".join(commands["sample"].format_help().split())
+    defaults = SamplingConfig()
+    assert f"D Å ({defaults.repulsion}; 0: off" in text
+    assert f"step ({defaults.corrector_steps}; 0: predictor only" in text
     targeted = SamplingConfig(targets="band_gap=1.5")
-    assert cli.DEFAULT_GUIDANCE == config.DEFAULT_GUIDANCE == targeted.guidance
+    assert f"(default {targeted.guidance:g}; 1: the conditional model alone" in text
 
 
 def test_targets_and_guidance_are_checked_and_recorded():
