@@ -93,6 +93,9 @@ def _check_roundtrip(cif: str, recorded: int) -> None:
 
 
 def _mp20_rows(name: str, nrows: int, skip: int = 0):
+    """(cif, recorded group) rows of a shared MP-20 split; none (the tests skip) without it."""
+    if not (MP20 / name).is_file():
+        return []
     frame = pd.read_csv(f"{MP20}/{name}", nrows=nrows, skiprows=range(1, skip + 1))
     return list(zip(frame["cif"], frame["spacegroup.number"], strict=True))
 
@@ -105,6 +108,7 @@ def test_mp20_roundtrip(cif, recorded):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (MP20 / "val.csv").is_file(), reason="shared MP-20 data not present")
 def test_mp20_roundtrip_many():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
