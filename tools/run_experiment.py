@@ -38,13 +38,14 @@ def registry() -> dict[str, dict]:
 
 
 def code_version() -> str:
-    """The commit, with "+changes" when the tree differs from it."""
+    """The commit, with "+changes" when the code differs from it (result files aside)."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
 
     commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/results")
+    return commit + ("+changes" if changed else "")
 
 
 def main() -> int:
