@@ -236,6 +236,8 @@ def test_screen_keeps_the_candidates_nearest_the_target_in_drawn_order(condition
     assert all(c.metadata["screened_from"] == 6 for c in kept)
     with pytest.raises(InputError, match="screen: needs a predictor"):
         sample(2, screen=3, **options)
+    with pytest.raises(InputError, match="screen: 100,000 crystals x 3 candidates"):
+        sample(100_000, screen=3, screen_scores=by_orbits, **options)
 
 
 def test_screen_needs_a_target_and_a_predictor_of_it():

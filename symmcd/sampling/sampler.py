@@ -149,7 +149,12 @@ def screened(
             "CDVAE's formation-energy model (from Python: screen_scores="
             "symmcd.evaluation.cdvae_property.target_distance(targets))"
         )
-    total = checked_count(n * config.screen)
+    total = n * config.screen
+    if total > MAX_CRYSTALS_PER_RUN:
+        raise InputError(
+            f"screen: {n:,} crystals x {config.screen} candidates = {total:,} samples in one run "
+            f"would not fit in memory; keep n x screen at most {MAX_CRYSTALS_PER_RUN:,}"
+        )
     candidates = sample(total, replace(config, screen=1), checkpoint, progress)
     scores = np.asarray(screen_scores([c.structure for c in candidates]), dtype=float)
     if scores.shape != (total,):
