@@ -665,7 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    args.given = given_options(argv)
+    # only `sample` has a --preset to apply under the options given; the re-parse is for it
+    args.given = given_options(argv) if args.command == "sample" else set()
     try:
         check_arguments(args)
         args.func(args)
