@@ -5,17 +5,21 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 
 
-def runner():
-    spec = importlib.util.spec_from_file_location(
-        "run_experiment", ROOT / "tools" / "run_experiment.py"
-    )
+def tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def runner():
+    return tool("run_experiment")
 
 
 def test_every_result_file_is_registered_and_every_command_names_a_script():
@@ -23,7 +27,7 @@ def test_every_result_file_is_registered_and_every_command_names_a_script():
     files = {entry["file"] for entry in experiments.values()}
     unregistered = sorted(p.name for p in RESULTS.iterdir() if p.name not in files)
     assert not unregistered, f"not in scripts/experiments.yaml: {unregistered}"
-    sections = {"paper", "ablation", "csp", "property", "targets", "checks"}
+    sections = {"paper", "ablation", "csp", "targets", "checks"}
     for name, entry in experiments.items():
         assert entry["section"] in sections, name
         assert entry["label"].strip(), name
@@ -43,3 +47,22 @@ def test_runner_refuses_unknown_names_and_unfilled_placeholders(capsys, monkeypa
     monkeypatch.setattr("sys.argv", argv)
     assert module.main() == 0
     assert "--out out " in capsys.readouterr().out
+
+
+def test_results_pages_are_up_to_date_and_show_every_experiment():
+    make_docs = tool("make_docs")
+    shown = set()
+    for page in make_docs.PAGES:
+        text = page.read_text()
+        assert make_docs.filled(text) == text, f"{page.name} is stale: python tools/make_docs.py"
+        shown |= {m.group(2) for m in make_docs.BLOCK.finditer(text)}
+    for name, entry in runner().registry().items():
+        assert name in shown or entry["section"] in shown, name
+    results = make_docs.PAGES[0].read_text()
+    assert "n/a" not in results and "Not run yet" not in results
+
+
+def test_a_block_without_a_renderer_is_refused():
+    make_docs = tool("make_docs")
+    with pytest.raises(SystemExit, match="no renderer for the block 'nonesuch'"):
+        make_docs.filled("<!-- generated:nonesuch -->\nold\n<!-- /generated -->\n")
