@@ -1,32 +1,18 @@
 """Structure prediction benchmark: ``symmcd csp`` on test crystals, DiffCSP's match protocol.
 
-For each test crystal (a seeded subsample ``--compositions N`` of MP-20 or MPTS-52 test, or all
-with 0) the full pipeline of ``symmcd csp`` (retrieved templates, their refinement, the generative
-prior where templates run short; every candidate scored by CHGNet static energy) makes the
-candidates of its reduced formula, and each valid candidate is compared with the true structure
-by ``StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)`` as DiffCSP's ``compute_metrics.py``
-(a candidate counts when it is structurally and SMACT valid; at @1 the true crystal must be
-valid too, as DiffCSP's ``RecEval``; at @k it need not, as its ``RecEvalBatch``).
+For each test crystal (a seeded subsample ``--compositions N`` of MP-20 or MPTS-52 test; 0: all)
+the full ``symmcd csp`` pipeline makes every candidate of its reduced formula, and each is
+compared with the truth by ``StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)`` as DiffCSP's
+``compute_metrics.py`` (a candidate counts when structurally and SMACT valid; at @1 the truth
+must be valid too, as ``RecEval``; at @k not, as ``RecEvalBatch``). Each candidate's stage, rank,
+energy and match are stored, so one run gives every ordering: ``pipeline`` (CHGNet energy, as
+shipped), ``retrieval`` and ``refined`` (in prototype order); ``--generative-only`` runs the
+prior alone. METRe and cRMSE (Martirossyan et al. 2025): the n test crystals of a formula get
+its first n candidates; METRe is the share any of them matches, cRMSE the mean best RMS
+distance (stol where none matches). Resumable: rows in ``--out`` are skipped, ``--part N`` stops
+after N more test crystals, the JSON is rewritten after every chunk.
 
-Every candidate's stage, template rank, energy and match are stored, so the stage table is read
-from one run: *@1* is the first candidate of an ordering, *@k* any of its first k:
-- ``pipeline``: ``symmcd csp``'s ranking (CHGNet energy per atom, duplicates merged);
-- ``retrieval``: retrieved templates as they are, in order of prototype likelihood;
-- ``refined``: the refined templates, in order of prototype likelihood (no energy ranking);
-- ``generative``: ``--generative-only`` runs the old pipeline (prior only, energy-ranked).
-
-Polymorph-aware metrics (Martirossyan et al. 2025, OMatG's ``metre_rmsds``): the test set holds
-several polymorphs of some formulas, and one prediction per test crystal is compared with every
-test crystal of its formula. With a ranking per formula, the n test crystals of a formula get
-its first n candidates: *METRe* is the share of test crystals that any of them matches, *cRMSE*
-the mean over test crystals of the best match's RMS distance, ``stol`` (0.5) where none matches.
-
-Resumable in parts: rows already in ``--out`` are skipped, ``--part N`` stops after N more test
-crystals, and the JSON (with its summary) is rewritten after every chunk.
-
-    python scripts/csp_benchmark.py --dataset mp20 --compositions 2000 --seed 0 --part 500
-    python scripts/csp_benchmark.py --dataset mpts52 --compositions 1000 --seed 0
-    python scripts/csp_benchmark.py --dataset mp20-tune --compositions 300 --seed 0
+    python scripts/csp_benchmark.py --dataset mp20 --compositions 2000 --seed 0 [--part 500]
 """
 
 from __future__ import annotations

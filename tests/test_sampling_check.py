@@ -1,4 +1,4 @@
-"""scripts/check_samples.py: the acceptance check of an output folder."""
+"""tools/check_samples.py: the acceptance check of an output folder."""
 
 import importlib.util
 import json
@@ -11,7 +11,7 @@ from symmcd.sampling.writers import staged_dir, write_samples
 from symmcd.symmetry import tables
 from symmcd.symmetry.lattice import lattice_to_k
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_samples.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "check_samples.py"
 
 
 def load_script():

@@ -26,7 +26,7 @@ from symmcd.symmetry import tables, wyckoff
 from symmcd.symmetry.detect import symmetry_dataset
 from symmcd.symmetry.lattice import apply_k_constraints_batch, k_to_lattices
 
-SYMMETRY_CHECK_SYMPREC = 0.1  # the tolerance of scripts/check_samples.py
+SYMMETRY_CHECK_SYMPREC = 0.1  # the tolerance of tools/check_samples.py
 ELEMENT_SYMBOLS = tuple(Element.from_Z(z).symbol for z in range(1, 101))
 
 

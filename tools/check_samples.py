@@ -7,7 +7,7 @@ template. With a single requested space group (from DIR/summary.json or --spaceg
 crystal must be in it; with a formula (summary.json or --formula) every crystal must have that
 reduced formula.
 
-    python scripts/check_samples.py DIR [--spacegroup N] [--formula F] [--target 0.995]
+    python tools/check_samples.py DIR [--spacegroup N] [--formula F] [--target 0.995]
 
 Exit status 0 when the share of passing crystals reaches the target, 1 otherwise.
 """
