@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
+from scipy.stats import binomtest
 from tqdm import tqdm
 
 from symmcd.csp import check_formulas, predict_many
@@ -164,13 +165,12 @@ def ordering(row: dict, name: str) -> list[dict]:
     return sorted((c for c in cands if c["stage"] == stage), key=lambda c: c["prototype_rank"])
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a share (NaN for no trials)."""
     if n == 0:
         return (float("nan"), float("nan"))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
+    interval = binomtest(successes, n).proportion_ci(0.95, "wilson")
+    return (float(interval.low), float(interval.high))
 
 
 def summarise(rows: list[dict], k: int) -> dict:
@@ -216,9 +216,7 @@ def polymorph_metrics(rows: list[dict], ordered: list[list[dict]]) -> tuple[floa
     crystal matched by any of them (see the module docstring)."""
     if not rows:
         return float("nan"), float("nan")
-    per_formula: dict[str, int] = {}
-    for row in rows:
-        per_formula[row["formula"]] = per_formula.get(row["formula"], 0) + 1
+    per_formula = Counter(row["formula"] for row in rows)
     best = []
     for row, cands in zip(rows, ordered, strict=True):
         found = [c["rms"] for c in cands[: per_formula[row["formula"]]] if c.get("rms") is not None]

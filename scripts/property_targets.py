@@ -1,29 +1,19 @@
 """How well property-targeted sampling hits its target, and what guidance costs.
 
-For each target value and guidance weight, samples N crystals with the conditioned model and the
-default sampler (repulsion 1 Å, up to 10 draws) and measures, on the structurally valid ones, the
-property of the samples: formation energy per atom from CHGNet after relaxing each crystal
-(``--relax-steps``, FIRE, elemental references as in ``symmcd evaluate``), or the output of a
-symmcd property model (``--predictor``, stated in the output as predicted; on the relaxed crystals,
-or on the crystals as sampled with ``--relax-steps 0``). CHGNet energies of the crystals as
-sampled are dominated by their unrelaxed geometry, hence the relaxation. Also structural /
-compositional validity, the share whose space group (spglib) is the one sampled, and novelty
-against the shipped MP-20 training split (StructureMatcher, as
-``symmcd evaluate``) of every sample. One row per (target, guidance), plus the same model sampled
-without a target (``target`` null) as the reference; rows go to ``--out`` as JSON.
+Per target value and guidance weight (plus the model without a target, the reference), samples N
+crystals with the conditioned model and the default sampler and measures, on the structurally
+valid ones, the property: CHGNet's formation energy per atom after relaxation (as sampled, CHGNet
+sees the unrelaxed geometry more than the chemistry), or a symmcd property model's prediction
+(``--predictor``). Also validity, space-group match and novelty against the shipped MP-20
+training split. One JSON row per (target, guidance), written after each: a stopped run resumes.
 
-    python scripts/property_targets.py --property formation_energy_per_atom \
-        --targets=-3.0,-0.5 --guidance 1 --n 200 --seed 0 --no-reference
-    python scripts/property_targets.py --property band_gap --targets 0,1.5,3 --guidance 1,2 \
-        --predictor RUN/model.pt --out docs/results/property_targets_band_gap.json
+    python scripts/property_targets.py --targets=-3.0,-0.5 --guidance 1,2 --n 200 --seed 0
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -162,33 +152,24 @@ def main() -> None:
     out = args.out or RESULTS / f"property_targets_{args.property}.json"
     train = None if args.no_novelty else training_set()
     config = SamplingConfig()
+    measured = "CHGNet formation energy" if args.predictor is None else "a symmcd property model"
+    measured += " (predicted, not computed)" if args.predictor is not None else ""
+    measured += (
+        f" after CHGNet relaxation (FIRE, up to {args.relax_steps} steps)"
+        if args.relax_steps
+        else ", on the crystals as sampled"
+    )
+    screen = f", screen {args.screen}: the best of {args.screen} x n by CDVAE's formation energy"
     record = {
         "property": args.property,
-        "measured_with": (
-            "CHGNet formation energy"
-            if args.predictor is None
-            else "a symmcd property model (predicted, not computed)"
-        )
-        + (
-            f" after CHGNet relaxation (FIRE, up to {args.relax_steps} steps)"
-            if args.relax_steps
-            else ", on the crystals as sampled"
-        ),
-        "checkpoint": str(args.checkpoint.relative_to(ROOT))
-        if args.checkpoint.is_relative_to(ROOT)
-        else str(args.checkpoint),
+        "measured_with": measured,
+        "checkpoint": str(args.checkpoint).replace(str(ROOT) + "/", ""),
         "sampler": f"default (repulsion {config.repulsion:g} Å, {config.element_decoding} "
         f"elements, up to {config.max_attempts} draws, 100 steps)"
-        + (
-            f", screen {args.screen}: the best of {args.screen} x n by CDVAE's formation energy"
-            if args.screen > 1
-            else ""
-        ),
+        + (screen if args.screen > 1 else ""),
         "n": args.n,
         "seed": args.seed,
         "rows": [],
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
         "command": "python scripts/property_targets.py "
         + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }

@@ -1,15 +1,14 @@
 """Acceptance check of a `symmcd sample` output folder.
 
-For every line of DIR/samples.jsonl, read its CIF back with pymatgen and run spglib
-(symprec 0.1): the crystal passes when spglib finds exactly the JSONL `spacegroup` and its
-symmetry-equivalent atom orbits have exactly the Wyckoff multiplicities of the `wyckoff`
-template. With a single requested space group (from DIR/summary.json or --spacegroup) every
-crystal must be in it; with a formula (summary.json or --formula) every crystal must have that
-reduced formula.
+Each CIF of DIR/samples.jsonl is read back with pymatgen and passes when spglib (symprec 0.1)
+finds the JSONL `spacegroup` and orbits with exactly the multiplicities of its `wyckoff` template.
+With a single requested space group or a formula (DIR/summary.json, or the options) every crystal
+must also have it.
 
     python tools/check_samples.py DIR [--spacegroup N] [--formula F] [--target 0.995]
 
-Exit status 0 when the share of passing crystals reaches the target, 1 otherwise.
+Exit status 0 when the share of passing crystals reaches the target, 1 otherwise, 2 without
+DIR/samples.jsonl.
 """
 
 from __future__ import annotations
@@ -58,13 +57,6 @@ def fraction(flags: list[bool]) -> str:
     return f"{sum(flags)}/{len(flags)} ({sum(flags) / max(len(flags), 1):.2%})"
 
 
-def requested_conditions(folder: Path) -> dict:
-    summary = folder / "summary.json"
-    if not summary.is_file():
-        return {}
-    return json.loads(summary.read_text()).get("conditions", {})
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check that sampled CIFs keep their symmetry.")
     parser.add_argument("dir", type=Path)
@@ -73,40 +65,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.995)
     args = parser.parse_args(argv)
 
-    records_path = args.dir / "samples.jsonl"
+    records_path, summary = args.dir / "samples.jsonl", args.dir / "summary.json"
     if not records_path.is_file():
         print(f"error: {records_path} does not exist", file=sys.stderr)
         return 2
     records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
-    conditions = requested_conditions(args.dir)
+    conditions = json.loads(summary.read_text()).get("conditions", {}) if summary.is_file() else {}
     groups = conditions.get("spacegroups") or []
     expected_group = args.spacegroup or (groups[0] if len(groups) == 1 else None)
     formula = args.formula or conditions.get("formula")
     expected_formula = Composition(formula).reduced_formula if formula else None
 
     results = [check_crystal(args.dir / r["file"], r) for r in records]
+    pairs = list(zip(results, records, strict=True))
     n = len(results)
-    same_group = [
-        res["spacegroup"] == r["spacegroup"] for res, r in zip(results, records, strict=True)
-    ]
+    same_group = [res["spacegroup"] == r["spacegroup"] for res, r in pairs]
     orbits_ok = [res["orbits_ok"] for res in results]
     passed = [a and b for a, b in zip(same_group, orbits_ok, strict=True)]
+    collapsed = [bool(r.get("collapsed")) for r in records]
     share = sum(passed) / max(n, 1)
     print(f"crystals: {n}")
     print(f"CIF readable by pymatgen: {fraction([res.get('readable', True) for res in results])}")
     print(f"spglib space group == samples.jsonl: {fraction(same_group)}")
     print(f"orbits with their Wyckoff multiplicity: {fraction(orbits_ok)}")
     print(f"both (pass): {sum(passed)}/{n} ({share:.2%}), target {args.target:.1%}")
-    collapsed = [bool(r.get("collapsed")) for r in records]
     print(f"flagged collapsed (atoms < 0.5 A apart): {fraction(collapsed)}")
     kept = [ok for ok, flag in zip(passed, collapsed, strict=True) if not flag]
     print(f"pass among crystals not flagged collapsed: {fraction(kept)}")
     ok = share >= args.target
     if expected_group is not None:
-        in_group = sum(
-            r["spacegroup"] == expected_group and res["spacegroup"] == expected_group
-            for res, r in zip(results, records, strict=True)
-        )
+        in_group = sum(r["spacegroup"] == expected_group == res["spacegroup"] for res, r in pairs)
         print(f"in requested space group {expected_group}: {in_group}/{n}")
         ok = ok and in_group == n
     if expected_formula is not None:

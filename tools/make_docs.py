@@ -63,6 +63,12 @@ def share(values: list, hit) -> float | None:
     return sum(map(hit, known)) / len(known) if known else None
 
 
+def table(header: str, rows: list[str]) -> str:
+    """A markdown table from its header cells ("a | b | c") and ready-made rows."""
+    columns = header.count("|") + 1
+    return "\n".join([f"| {header} |", "|" + "---|" * columns, *rows])
+
+
 def section(name: str) -> list[tuple[str, dict, dict]]:
     """(experiment, entry, result) of one section's experiments that have run, in order."""
     return [(n, e, r) for n, e in registry().items() if e["section"] == name and (r := load(n))]
@@ -70,12 +76,7 @@ def section(name: str) -> list[tuple[str, dict, dict]]:
 
 def paper_table() -> str:
     """The headline: each paper-table run under the paper's figures for its set."""
-    lines = [
-        "| MP-20, 10,000 crystals | struct. valid | comp. valid | COV-R | COV-P | SG JSD | "
-        "wdist density | wdist E_form | wdist #elem. | stable | S.U.N. | S.U.N., not P1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    shown = set()
+    lines, shown = [], set()
     for _, entry, rec in section("paper"):
         if rec["set"] not in shown:
             p = rec["paper"]
@@ -94,7 +95,9 @@ def paper_table() -> str:
             f"{num(m['wdist_num_elements'])} | {pct(m.get('stable'), 1)} | "
             f"{pct(m.get('sun'), 1)}{relaxed} | {pct(m.get('ssun'), 1)} |"
         )
-    return "\n".join(lines)
+    header = "MP-20, 10,000 crystals | struct. valid | comp. valid | COV-R | COV-P | SG JSD | "
+    header += "wdist density | wdist E_form | wdist #elem. | stable | S.U.N. | S.U.N., not P1"
+    return table(header, lines)
 
 
 def paper_note(entry: dict, rec: dict) -> str:
@@ -113,20 +116,17 @@ def paper_note(entry: dict, rec: dict) -> str:
 
 
 def ablation_table(entry: dict, rows: list[dict]) -> str:
-    lines = [
-        "| row | struct. valid | at 1 Å | comp. valid | SG match | wdist #elements | "
-        "elements rebalanced | crystals/s | command |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    return "\n".join(
-        lines
-        + [
+    header = "row | struct. valid | at 1 Å | comp. valid | SG match | wdist #elements | "
+    header += "elements rebalanced | crystals/s | command"
+    return table(
+        header,
+        [
             f"| {r['label']} | {pct(r['struct_valid'])} | {pct(r['struct_valid_1A'])} | "
             f"{pct(r['comp_valid'])} | {pct(r['sg_match'])} | {num(r['wdist_num_elements'], 3)} "
             f"| {pct(r.get('rebalanced', 0.0), 1)} | {r['crystals_per_s']:.1f} | "
             f"`{r['command']}` |"
             for r in rows
-        ]
+        ],
     )
 
 
@@ -137,11 +137,7 @@ def ci(stats: dict, key: str) -> str:
 
 def csp_table() -> str:
     """Per test set and subset, each stage of the pipeline; then the generative prior alone."""
-    lines = [
-        "| test set: ordering | test crystals | match @1 % | match @20 % | RMSE @20 | METRe % "
-        "| cRMSE |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = []
     subsets = (
         ("all", "", CSP_STAGES),
         ("formula_not_in_pool", ", formula absent from the pool", CSP_STAGES),
@@ -167,7 +163,8 @@ def csp_table() -> str:
                 f"{num(s[key].get('crmse'))} |"
                 for key, name in stages
             ]
-    return "\n".join(lines + generative)
+    header = "test set: ordering | test crystals | match @1 % | match @20 % | RMSE @20 | "
+    return table(header + "METRe % | cRMSE", lines + generative)
 
 
 def csp_note(entry: dict, rec: dict) -> str:
@@ -211,13 +208,10 @@ def targets_table(entry: dict, rec: dict) -> str:
             "",
         ]
     floor = AT_LEAST.get(rec["property"])
-    out += [
-        "| target | guidance | median (25-75 %) | within +-0.5 of target | within +-0.25 "
-        "(untargeted) | "
-        + ("" if floor is None else f">= {floor:g} (untargeted) | ")
-        + "struct. valid | comp. valid | SG match | novel | relaxations converged | sampling s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|" + ("" if floor is None else "---|"),
-    ]
+    header = "target | guidance | median (25-75 %) | within +-0.5 of target | within +-0.25 "
+    header += "(untargeted) | " + ("" if floor is None else f">= {floor:g} (untargeted) | ")
+    header += "struct. valid | comp. valid | SG match | novel | relaxations converged | sampling s"
+    rows = []
     base = next((r["values"] for r in rec["rows"] if r["target"] is None), None)
     for r in rec["rows"]:
         hits, above = "-", ""
@@ -230,14 +224,14 @@ def targets_table(entry: dict, rec: dict) -> str:
             if base is not None and r["target"] is not None:
                 above += f" ({pct(share(base, lambda v: v >= floor), 1)})"
             above += " | "
-        out.append(
+        rows.append(
             f"| {short(r['target'])} | {short(r['guidance'])} | "
             f"{r['median']:.2f} ({r['q25']:.2f} to {r['q75']:.2f}) | "
             f"{pct(r.get('within_0.5'), 1)} | {hits} | {above}{pct(r['struct_valid'], 1)} | "
             f"{pct(r['comp_valid'], 1)} | {pct(r.get('sg_match'), 1)} | {pct(r['novel'], 1)} | "
             f"{pct(r.get('relax_converged'), 1)} | {r['sampling_seconds']:.0f} |"
         )
-    return "\n".join(out + [""] + median_gaps(rec["rows"]))
+    return "\n".join(out + [table(header, rows), ""] + median_gaps(rec["rows"]))
 
 
 def median_gaps(rows: list[dict]) -> list[str]:

@@ -3,12 +3,10 @@
     python tools/run_experiment.py NAME [--with RUN=~/.cache/symmcd/results/x] [--dry-run]
     python tools/run_experiment.py --list
 
-NAME is an entry of scripts/experiments.yaml (the stem of its file in docs/results/). The entry's
-command runs with its placeholders (RUN, PREP, ...: folders outside the repository) replaced by
-``--with`` values; the runner refuses a command that still holds one. Afterwards a JSON result
-gains ``provenance``: the registry name, the commit (and whether the tree had changes), the
-machine, the load average before and after, and the wall time, so every committed figure says
-what produced it.
+NAME is an entry of scripts/experiments.yaml (the stem of its file in docs/results/). Its
+placeholders (RUN, PREP, ...: folders outside the repository) take ``--with`` values; a command
+still holding one is refused. The JSON result gains ``provenance``: registry name, commit (and
+whether the tree had changes), machine, load average before and after, and wall time.
 """
 
 from __future__ import annotations
