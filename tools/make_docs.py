@@ -136,23 +136,14 @@ def ci(stats: dict, key: str) -> str:
 
 
 def csp_table() -> str:
-    """Per test set and subset, each stage of the pipeline; then the generative prior alone."""
+    """Per test set and subset, each stage of the pipeline."""
     lines = []
     subsets = (
         ("all", "", CSP_STAGES),
         ("formula_not_in_pool", ", formula absent from the pool", CSP_STAGES),
         ("formula_in_pool", ", formula in the pool (a polymorph of it is known)", CSP_STAGES[-1:]),
     )
-    generative = []
     for _, entry, rec in section("csp"):
-        if "k20_match_rate" in rec["all"]:  # the generative prior alone (earlier protocol)
-            s = rec["all"]
-            generative.append(
-                f"| MP-20: {entry['label']} (the earlier `symmcd csp`, energy-ranked) | "
-                f"{s['compositions']:,} | {pct(s['energy_top1_match_rate'], 1)} | "
-                f"{pct(s['k20_match_rate'], 1)} | {num(s['k20_rmse'])} |"
-            )
-            continue
         k = rec["k"]
         for subset, suffix, stages in subsets:
             s = rec[subset]
@@ -164,15 +155,10 @@ def csp_table() -> str:
                 for key, name in stages
             ]
     header = "test set: ordering | test crystals | match @1 % | match @20 % | RMSE @20 | "
-    return table(header + "METRe % | cRMSE", lines + generative)
+    return table(header + "METRe % | cRMSE", lines)
 
 
 def csp_note(entry: dict, rec: dict) -> str:
-    if "k20_match_rate" in rec["all"]:
-        return (
-            f"- {entry['label']}: `{rec['command']}`, by the script before templates "
-            f"({rec['protocol']}); `--generative-only` runs that pipeline today."
-        )
     s = rec["all"]
     planned = re.search(r"--compositions (\d+)", rec["command"])
     partial = ""
