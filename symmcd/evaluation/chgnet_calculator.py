@@ -4,7 +4,7 @@ CHGNet's own ``CHGNetCalculator`` differentiates the energy twice per step, once
 and once more for the stress, each time through the whole network. Asking autograd for both
 gradients in one call traverses the graph once: the same forces, stress and energy to the last
 bit (``tests/test_evaluation_stability.py`` compares them), and whole relaxations run 1.4x faster
-(``bench/relax_speed.py``).
+(``docs/archive/outputs/relax_speed.out.txt``).
 
 It leans on two internals of CHGNet 0.4 (``BatchedGraph.from_graphs`` and ``CHGNet._compute``);
 the relaxations' store key carries the CHGNet version, so a CHGNet upgrade never mixes results.

@@ -174,8 +174,8 @@ def screened(
 # caller set: MKL's float32 GEMMs of small batches and torch's chunked elementwise kernels round
 # differently on 1 and 2 threads (network outputs differ by ~1e-5, which the reverse loop can
 # grow to 0.02 Å), so results depend on no thread count. One thread is also the fastest where
-# other jobs share the cores (bench/busy_cores.out.txt); on an idle many-core machine it gives up
-# torch's intra-op parallelism (not measured here: the 2-core development machine was loaded).
+# other jobs share the cores (docs/archive/outputs/busy_cores.out.txt); on an idle many-core
+# machine it gives up torch's intra-op parallelism (not measured: the 2-core machine was loaded).
 SAMPLING_THREADS = 1
 
 
@@ -553,7 +553,7 @@ def default_threads(cores: int | None = None, load: float | None = None) -> int:
     """The default thread count: the cores this process may use less those other processes keep
     busy (the 1-minute load average, rounded), at least 1. torch's own default, one thread per
     core, spin-waits on cores other jobs hold: 70 s against 3.8 s on one thread for 20 crystals
-    with one of two cores busy (bench/busy_cores.py)."""
+    with one of two cores busy (docs/archive/outputs/busy_cores.out.txt)."""
     if cores is None:
         affinity = getattr(os, "sched_getaffinity", None)
         cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
