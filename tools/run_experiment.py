@@ -81,14 +81,14 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    load_before, started = os.getloadavg()[0], time.perf_counter()
+    load_before, started, version = os.getloadavg()[0], time.perf_counter(), code_version()
     code = subprocess.run(command, shell=True, cwd=ROOT).returncode
     result = RESULTS / experiments[args.name]["file"]
     if code == 0 and result.suffix == ".json" and result.is_file():
         record = json.loads(result.read_text())
         record["provenance"] = {
             "experiment": args.name,
-            "code_version": code_version(),
+            "code_version": version,  # as the command started: edits made while it ran aside
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "wall_seconds": round(time.perf_counter() - started, 1),
