@@ -193,6 +193,9 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         threads=args.threads,
         screen_scores=screen_scores,
+        resume=args.resume,
+        shard=args.shard,
+        workers=args.workers,
     )
 
 
@@ -525,6 +528,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads outside the sampling arithmetic, which always runs on one "
         "thread so that the crystals do not depend on this (default: the cores other processes "
         "leave free, from the load average)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run of these settings in OUT.partial from its finished "
+        "chunks (of --batch-size crystals each)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/K",
+        help="make only shard I of K (every K-th chunk): shards of one run give the crystals of "
+        "the unsplit run; the last to finish writes OUT",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sampling the chunks side by side, one CPU thread each (%(default)s)",
     )
     p.set_defaults(func=_cmd_sample)
 

@@ -148,7 +148,7 @@ def cases(f: dict[str, str], out) -> list[tuple[str, list[str]]]:
 
     fast = ["--steps", "2"]
     # --- sample: numbers
-    for value in ("0", "-1", "abc", "1.5", "", "300000", "1e3", "nan"):
+    for value in ("0", "-1", "abc", "1.5", "", "300000000", "1e3", "nan"):
         add(f"sample --n {value!r}", ["sample", "--n", value, *fast, "--out", out("s")])
     numbers = {
         "--steps": ("0", "-3", "100000", "x", "2.5"),
@@ -161,6 +161,8 @@ def cases(f: dict[str, str], out) -> list[tuple[str, list[str]]]:
         "--element-temperature": ("0", "-1", "nan", "inf", "1e9"),
         "--repulsion": ("-1", "nan", "inf", "1e9"),
         "--threads": ("0", "-1", "x"),
+        "--workers": ("0", "-1", "x", "100000"),
+        "--shard": ("0/4", "5/4", "1/0", "x", "1/", "/4", "1.5/2"),
         "--guidance": ("-1", "nan", "inf"),
     }
     for option, values in numbers.items():

@@ -43,7 +43,7 @@ def test_sample_out_that_cannot_be_created(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["sample", "--n", "20000000", "--out", "OUT"], "would not fit in memory"),
+        (["sample", "--n", "200000000", "--out", "OUT"], "crystals in one folder would fill"),
         (["sample", "--n", "2", "--spacegroups", "Fm3x", "--out", "OUT"], "space-group symbol"),
         (["sample", "--n", "2", "--spacegroups", "231", "--out", "OUT"], "231"),
         (["sample", "--n", "2", "--elements", "Li,Qq", "--out", "OUT"], "Qq"),

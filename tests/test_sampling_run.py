@@ -332,17 +332,17 @@ def test_charge_balanced_decoding_changes_only_elements(toy_model):
 
 
 def test_threads_apply_to_the_run_only(toy_model, tmp_path, monkeypatch):
-    import symmcd.sampling.sampler as sampler
+    import symmcd.sampling.runs as runs
 
     before = torch.get_num_threads()
     seen = []
-    original = sampler.sample
+    original = runs._make_chunks
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(sampler, "sample", spy)
+    monkeypatch.setattr(runs, "_make_chunks", spy)
     wanted = 1 if before > 1 else 2
     kwargs = dict(checkpoint=toy_model, steps=3, progress=False)
     summary = sample_to_dir(tmp_path / "a", 2, threads=wanted, **kwargs)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from symmcd.sampling.sampler import sample, sample_to_dir
+    from symmcd.sampling.runs import sample_to_dir
+    from symmcd.sampling.sampler import sample
     from symmcd.sampling.writers import SampledCrystal
 
 __all__ = ["SampledCrystal", "sample", "sample_to_dir"]
@@ -24,10 +25,14 @@ __all__ = ["SampledCrystal", "sample", "sample_to_dir"]
 def __getattr__(name: str) -> Any:
     """Import the sampler (and torch) on first use, so that ``symmcd.sampling.config`` stays
     light to import (the CLI builds ``--help`` from it)."""
-    if name in ("sample", "sample_to_dir"):
-        from symmcd.sampling import sampler
+    if name == "sample":
+        from symmcd.sampling.sampler import sample
 
-        return getattr(sampler, name)
+        return sample
+    if name == "sample_to_dir":
+        from symmcd.sampling.runs import sample_to_dir
+
+        return sample_to_dir
     if name == "SampledCrystal":
         from symmcd.sampling.writers import SampledCrystal
 

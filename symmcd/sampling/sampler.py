@@ -1,17 +1,15 @@
 """`sample` and `sample_to_dir`: symmetric crystals on demand, by space group and composition.
 
-One run: validate the conditions, plan every crystal (space group, orbit count or template),
-denoise the plans in batches, project and replicate each batch into Structures, and (for
-`sample_to_dir`) write CIF / extxyz / samples.jsonl into a staged folder.
+One run: validate the conditions, then chunk by chunk plan every crystal (space group, orbit
+count or template), denoise the plans in batches, project and replicate them into Structures.
+`symmcd.sampling.runs.sample_to_dir` writes a run to a folder, in shards and resumably.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +21,7 @@ from tqdm.auto import tqdm
 
 from symmcd.checkpoint import CONDITIONED_CHECKPOINT, DEFAULT_CHECKPOINT, load_checkpoint
 from symmcd.errors import CheckpointError, InputError
-from symmcd.sampling import conditions, loop, plan, writers
+from symmcd.sampling import conditions, loop, plan
 from symmcd.sampling.config import COLLAPSE_DISTANCE, SamplingConfig, checked_int
 from symmcd.sampling.guidance import GuidedDenoiser
 from symmcd.sampling.unfold import AsymmetricUnits, unfold
@@ -79,7 +77,7 @@ def make_plans(
     statistics,
     spacegroups: Sequence[int] | None,
     formula_counts: dict[str, int] | None,
-    seed: int,
+    seed: int | tuple[int, ...],
     targets: np.ndarray | None = None,
     loaded=None,
 ) -> list[plan.CrystalPlan]:
@@ -115,17 +113,28 @@ def sample(
     metadata ``attempts`` counts the draws); ``max_attempts=1`` keeps and flags every first
     draw, the published protocol. With ``screen`` K > 1, ``screen_scores`` ranks K x n
     candidates (:func:`screened`).
+
+    The run is cut into chunks of ``batch_size`` crystals, each planned, denoised and redrawn
+    from its own seed (``seed``, chunk index): chunk i is the same crystals whichever process
+    makes it and whatever else runs, so a run split into shards or resumed after a stop gives
+    the crystals of the unsplit run (:func:`symmcd.sampling.runs.sample_to_dir`).
     """
     n = checked_count(n)
     config = SamplingConfig.from_options(config, **options)
     if config.screen > 1:
         return screened(n, config, checkpoint, progress, screen_scores)
-    counts = conditions.parse_formula(config.formula) if config.formula is not None else None
+    if config.formula is not None:
+        conditions.parse_formula(config.formula)  # a bad formula is refused before the model loads
     run = _Run(config, checkpoint)
-    element_allowed = allowed_elements(run.statistics, config.elements, counts)
-    plans = make_plans(n, run.statistics, run.groups, counts, config.seed, run.targets, run.loaded)
-    with torch_threads(SAMPLING_THREADS):  # same crystals whatever the caller's thread count
-        return run.denoise(plans, [counts] * n, element_allowed, progress)
+    run.check_request()
+    sizes = chunk_sizes(n, config.batch_size)
+    with torch_threads(SAMPLING_THREADS), run.progress_bar(n, progress) as bar:
+        return [c for index, size in enumerate(sizes) for c in run.chunk(index, size, bar)]
+
+
+def chunk_sizes(n: int, chunk: int) -> list[int]:
+    """The sizes of a run's chunks: ``chunk`` crystals each, the last one what is left."""
+    return [min(chunk, n - start) for start in range(0, n, chunk)]
 
 
 # distance of each structure's predicted property from the targets (lower is nearer; NaN: not
@@ -179,16 +188,20 @@ def screened(
 SAMPLING_THREADS = 1
 
 
-MAX_CRYSTALS_PER_RUN = 200_000  # every crystal is held in memory (~20 kB each) until written
+# crystals `sample` returns at once, all held in memory (~20 kB each); `sample_to_dir` holds one
+# chunk at a time and takes far more
+MAX_CRYSTALS_PER_RUN = 200_000
 
 
 def checked_count(n) -> int:
-    """The number of crystals of one run: a positive integer up to MAX_CRYSTALS_PER_RUN."""
+    """The number of crystals of one in-memory run: a positive integer up to
+    MAX_CRYSTALS_PER_RUN."""
     n = checked_int("n", n, 1)
     if n > MAX_CRYSTALS_PER_RUN:
         raise InputError(
-            f"n: {n:,} crystals in one run would not fit in memory; run at most "
-            f"{MAX_CRYSTALS_PER_RUN:,} per call, with a different seed for each"
+            f"n: {n:,} crystals in memory at once would not fit; sample at most "
+            f"{MAX_CRYSTALS_PER_RUN:,} per call, or write them to a folder with sample_to_dir "
+            "(symmcd sample), which holds one chunk at a time"
         )
     return n
 
@@ -361,20 +374,53 @@ class _Run:
         self.schedule = loop.timestep_pairs(
             self.loaded.diffusion.num_steps, default_steps(self.loaded, config.steps)
         )
+        self.element_allowed: torch.Tensor | None = None  # of free runs, made by the first chunk
+
+    def check_request(self) -> None:
+        """Refuse what no chunk could honour (unknown elements, a formula no template of the
+        allowed groups holds) before any progress bar or folder: plan one crystal."""
+        config = self.config
+        counts = conditions.parse_formula(config.formula) if config.formula is not None else None
+        self.element_allowed = allowed_elements(self.statistics, config.elements, counts)
+        make_plans(
+            1, self.statistics, self.groups, counts, (config.seed, 0), self.targets, self.loaded
+        )
+
+    def chunk(self, index: int, size: int, bar=None) -> list[SampledCrystal]:
+        """Chunk ``index`` of a run: ``size`` crystals planned and denoised from the chunk's
+        own seed (the run's seed and the index), so it does not depend on the other chunks."""
+        config = self.config
+        counts = conditions.parse_formula(config.formula) if config.formula is not None else None
+        if self.element_allowed is None:
+            self.element_allowed = allowed_elements(self.statistics, config.elements, counts)
+        seed = (config.seed, index)
+        plans = make_plans(
+            size, self.statistics, self.groups, counts, seed, self.targets, self.loaded
+        )
+        return self.denoise(plans, [counts] * size, self.element_allowed, bar=bar, seed=seed)
+
+    def progress_bar(self, crystals: int, progress: bool):
+        """One bar over the crystal-steps of ``crystals`` crystals (redraws add to it)."""
+        total = crystals * len(self.schedule)
+        return tqdm(total=total, disable=not progress, desc="sampling", unit="crystal-step")
 
     def denoise(
         self,
         plans: list[plan.CrystalPlan],
         counts_of_plan: list[dict[str, int] | None],
         element_allowed: torch.Tensor,
-        progress: bool,
+        progress: bool = False,
+        bar=None,
+        seed: int | tuple[int, ...] | None = None,
     ) -> list[SampledCrystal]:
-        """Every plan denoised in batches, then the failures redrawn (pooled over the run so
-        that redraws too run in full batches)."""
+        """Every plan denoised in batches, then the failures redrawn (pooled over the plans so
+        that redraws too run in full batches). The noise comes from ``seed`` (default the
+        config's); progress goes to ``bar``, or a bar of its own with ``progress``."""
         config, schedule = self.config, self.schedule
+        seed = config.seed if seed is None else seed
         settings = {
             "schedule": schedule,
-            "generator": torch.Generator().manual_seed(config.seed),
+            "generator": torch.Generator().manual_seed(torch_seed(seed)),
             "element_allowed": element_allowed,
             "config": config,
             "run_info": {
@@ -394,9 +440,10 @@ class _Run:
         }
         diffusion, batch_size = self.loaded.diffusion, config.batch_size
         crystals: list[SampledCrystal] = []
-        total = len(plans) * len(schedule)
-        bar = tqdm(total=total, disable=not progress, desc="sampling", unit="crystal-step")
-        with bar:
+        own_bar = bar is None
+        if own_bar:
+            bar = self.progress_bar(len(plans), progress)
+        try:
             for start in range(0, len(plans), batch_size):
                 batch = plans[start : start + batch_size]
                 crystals.extend(
@@ -407,7 +454,8 @@ class _Run:
                 if not retry:
                     break
                 if attempt > (config.max_attempts + 1) // 2:
-                    self._replan(plans, counts_of_plan, retry, attempt)
+                    seeds = (seed,) if isinstance(seed, int) else tuple(seed)
+                    self._replan(plans, counts_of_plan, retry, (*seeds, attempt))
                 bar.total += len(retry) * len(schedule)
                 bar.set_description(f"sampling (redraw {attempt - 1}: {len(retry)} crystals)")
                 for start in range(0, len(retry), batch_size):
@@ -418,20 +466,32 @@ class _Run:
                     for i, crystal in zip(chunk, again, strict=True):
                         crystal.metadata["attempts"] = attempt
                         crystals[i] = crystal
+            bar.set_description("sampling")
+        finally:
+            if own_bar:
+                bar.close()
         return crystals
 
-    def _replan(self, plans, counts_of_plan, retry: list[int], attempt: int) -> None:
+    def _replan(self, plans, counts_of_plan, retry: list[int], seed: tuple[int, ...]) -> None:
         """A formula crystal that keeps failing may have a template with no room for its
         orbits: give it a fresh template (free crystals keep their plan)."""
         by_formula: dict[tuple, list[int]] = {}
         for i in retry:
             if counts_of_plan[i] is not None:
                 by_formula.setdefault(tuple(sorted(counts_of_plan[i].items())), []).append(i)
-        rng = np.random.default_rng((self.config.seed, attempt))
+        rng = np.random.default_rng(seed)
         for key, indices in by_formula.items():
             fresh = plan.plan_formula(len(indices), self.statistics, dict(key), self.groups, rng)
             for i, new_plan in zip(indices, fresh, strict=True):
                 plans[i] = new_plan
+
+
+def torch_seed(seed: int | tuple[int, ...]) -> int:
+    """A torch generator seed: the seed itself, or one drawn from a tuple of them (numpy's
+    SeedSequence, so (seed, chunk) pairs give unrelated streams)."""
+    if isinstance(seed, int):
+        return seed
+    return int(np.random.SeedSequence(list(seed)).generate_state(1, np.uint64)[0] >> 1)
 
 
 def needs_redraw(crystal: SampledCrystal, min_distance: float = COLLAPSE_DISTANCE) -> bool:
@@ -483,56 +543,6 @@ def denoise_and_unfold(
     return crystals
 
 
-def sample_to_dir(
-    out_dir: str | Path,
-    n: int,
-    config: SamplingConfig | None = None,
-    checkpoint: str | Path | None = None,
-    progress: bool = True,
-    formats: str | Sequence[str] = ("cif",),
-    overwrite: bool = False,
-    threads: int | None = None,
-    screen_scores: ScreenScores | None = None,
-    **options,
-) -> dict:
-    """Sample n crystals and write them to out_dir (cifs/, samples.jsonl, samples.extxyz,
-    summary.json); returns the summary. Nothing is left behind on error. Settings as in
-    :func:`sample`.
-
-    ``threads`` sets torch's CPU threads for the run outside the sampling arithmetic, which
-    always runs on SAMPLING_THREADS (so the crystals do not depend on it); default
-    :func:`default_threads`, the cores other processes leave free."""
-    checked_count(n)
-    config = SamplingConfig.from_options(config, **options)
-    out = writers.check_out_dir(out_dir, overwrite)
-    chosen_formats = writers.parse_formats(formats)
-    started = time.perf_counter()
-    with torch_threads(threads) as used_threads:
-        crystals = sample(
-            n, config, checkpoint=checkpoint, progress=progress, screen_scores=screen_scores
-        )
-    sampled_seconds = time.perf_counter() - started
-    with writers.staged_dir(out) as folder:
-        writers.write_samples(folder, crystals, chosen_formats)
-        summary = run_summary(crystals, sampled_seconds, time.perf_counter() - started)
-        summary["conditions"] = {
-            **config.to_dict(),
-            "steps": crystals[0].metadata.get("steps") if crystals else config.steps,
-            "precision": crystals[0].metadata["precision"] if crystals else config.precision,
-            "checkpoint": checkpoint_label(checkpoint),
-            "threads": used_threads,
-            "sampling_threads": SAMPLING_THREADS,
-        }
-        summary["out_dir"] = str(out)
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if progress:
-        print(
-            f"sampled {summary['n']} crystals in {summary['seconds']:.1f} s "
-            f"({summary['crystals_per_second']:.2f} crystals/s) -> {out}"
-        )
-    return summary
-
-
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Run the block with this many torch CPU threads (None: :func:`default_threads`), then
@@ -563,28 +573,3 @@ def default_threads(cores: int | None = None, load: float | None = None) -> int:
         except (AttributeError, OSError):  # not on this platform
             load = 0.0
     return max(1, min(cores, int(cores - load + 0.5)))
-
-
-def checkpoint_label(checkpoint) -> str:
-    """How summary.json names the model: its path, 'default', or 'in-memory model'."""
-    if checkpoint is None:
-        return "default"
-    return str(checkpoint) if isinstance(checkpoint, (str, Path)) else "in-memory model"
-
-
-def run_summary(crystals: Sequence[SampledCrystal], sample_seconds: float, seconds: float) -> dict:
-    """Counts and timings of a run."""
-    n = len(crystals)
-    return {
-        "n": n,
-        "seconds": round(seconds, 3),
-        "sampling_seconds": round(sample_seconds, 3),
-        "crystals_per_second": round(n / seconds, 4) if seconds > 0 else None,
-        "collapsed": sum(bool(c.metadata.get("collapsed")) for c in crystals),
-        "redrawn": sum(c.metadata.get("attempts", 1) > 1 for c in crystals),
-        # draws per crystal, first draws included (1.0 = nothing redrawn)
-        "draws_per_crystal": round(
-            sum(c.metadata.get("attempts", 1) for c in crystals) / max(n, 1), 4
-        ),
-        "spacegroups": len({c.metadata["spacegroup"] for c in crystals}),
-    }

@@ -141,16 +141,17 @@ def poscar_name(index: int) -> str:
 
 
 def write_samples(
-    folder: Path, crystals: Sequence[SampledCrystal], formats: Sequence[str]
+    folder: Path, crystals: Sequence[SampledCrystal], formats: Sequence[str], first_index: int = 0
 ) -> list[dict]:
     """Write the crystals into folder; returns the JSONL records (also written). A record's
     ``file`` is its CIF when CIFs are written, else its POSCAR, else its extxyz frame
-    (``samples.extxyz@INDEX``); ``poscar`` names its POSCAR when POSCARs are written."""
+    (``samples.extxyz@INDEX``); ``poscar`` names its POSCAR when POSCARs are written. Indices
+    (and file names) count from ``first_index``: a chunk of a run is named as in the run."""
     records = []
     for fmt, subfolder in (("cif", CIF_DIR), ("poscar", POSCAR_DIR)):
         if fmt in formats:
             (folder / subfolder).mkdir(exist_ok=True)
-    for index, crystal in enumerate(crystals):
+    for index, crystal in enumerate(crystals, start=first_index):
         record = {"index": index}
         if "cif" in formats:
             name = cif_name(index)
@@ -168,7 +169,7 @@ def write_samples(
         for record in records:
             handle.write(json.dumps(record, sort_keys=False) + "\n")
     if "extxyz" in formats:
-        write_extxyz(folder / EXTXYZ_NAME, crystals)
+        write_extxyz(folder / EXTXYZ_NAME, crystals, first_index)
     return records
 
 
@@ -183,13 +184,13 @@ def poscar_text(crystal: SampledCrystal) -> str:
     return Poscar(crystal.structure, comment=comment).get_str(significant_figures=8)
 
 
-def write_extxyz(path: Path, crystals: Sequence[SampledCrystal]) -> None:
+def write_extxyz(path: Path, crystals: Sequence[SampledCrystal], first_index: int = 0) -> None:
     """All crystals in one extended-XYZ file (periodic cells, one frame per crystal)."""
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
 
     frames = []
-    for index, crystal in enumerate(crystals):
+    for index, crystal in enumerate(crystals, start=first_index):
         atoms = AseAtomsAdaptor.get_atoms(crystal.structure)
         atoms.info = {"index": index, "spacegroup": int(crystal.metadata.get("spacegroup", 0))}
         frames.append(atoms)
