@@ -173,7 +173,8 @@ def sample_to_dir(
 
 def _prepare(out: Path, settings: dict, overwrite: bool, resume: bool, shard: Shard | None) -> Path:
     """``OUT.partial`` for this run: checked against an unfinished run there, else made."""
-    partial = out.with_name(out.name + ".partial")
+    whole = out.absolute()  # "" and "." name the current folder, which has a name
+    partial = whole.with_name(whole.name + ".partial")
     if shard is None:
         check_out_dir(out, overwrite)  # the output folder's lock, for this whole run
     else:
