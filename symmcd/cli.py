@@ -221,20 +221,27 @@ def _cmd_csp(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from symmcd.evaluation import evaluate
+    import contextlib
 
-    metrics = evaluate(
-        Path(args.samples),
-        reference=Path(args.reference) if args.reference else None,
-        train=[Path(p) for p in args.train] if args.train else None,
-        out_dir=Path(args.out),
-        relax=args.relax,
-        workers=args.workers,
-        seed=args.seed,
-        relax_symmetric=args.relax_symmetric,
-        coverage=args.coverage,
-        overwrite=args.overwrite,
-    )
+    from symmcd.evaluation import evaluate
+    from symmcd.evaluation.workers import dask_cluster
+
+    engine = contextlib.nullcontext()
+    if args.cluster is not None:
+        engine = dask_cluster(args.cluster, args.workers)
+    with engine:
+        metrics = evaluate(
+            Path(args.samples),
+            reference=Path(args.reference) if args.reference else None,
+            train=[Path(p) for p in args.train] if args.train else None,
+            out_dir=Path(args.out),
+            relax=args.relax,
+            workers=args.workers,
+            seed=args.seed,
+            relax_symmetric=args.relax_symmetric,
+            coverage=args.coverage,
+            overwrite=args.overwrite,
+        )
     report_skipped(metrics.get("n_unreadable", 0), metrics.get("n", 0), Path(args.out))
     width = max(len(key) for key in metrics)
     for key, value in metrics.items():
@@ -610,7 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="processes for parsing, fingerprints, CDVAE-model graphs and relaxation "
-        "(default: all cores)",
+        "(default: all cores; with --cluster local, the cluster's workers)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="local|ADDRESS",
+        help="do the per-crystal work on a Dask cluster: 'local' starts one on this machine, "
+        "an address (tcp://host:8786) joins a running scheduler; the metrics are the same",
     )
     p.add_argument(
         "--seed",

@@ -32,7 +32,7 @@ from symmcd.evaluation.formation_energy import formation_energy_from_energy, loa
 from symmcd.evaluation.io import parse_cifs, read_text_or_empty, unreadable_reasons
 from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import SYMPREC, spacegroup_and_template
-from symmcd.evaluation.workers import default_workers, worker_pool
+from symmcd.evaluation.workers import cluster_unordered, default_workers, worker_pool
 
 DEFAULT_STEPS = 500
 DEFAULT_FMAX = 0.1
@@ -244,6 +244,10 @@ def run_relax_jobs(
     later run), the pool is terminated and a fresh one takes the rest. ``function`` (default:
     relax with CHGNet) maps a keyed job to its keyed result."""
     function = function or _keyed_relax_job
+    on_cluster = cluster_unordered(function, jobs)  # relax_structure's own time limit holds
+    if on_cluster is not None:
+        yield from on_cluster
+        return
     if workers <= 1:
         yield from map(function, jobs)
         return
