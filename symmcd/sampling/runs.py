@@ -302,7 +302,7 @@ def _merge(
             **used,
         }
         summary["chunks"] = chunks
-        summary["wall_seconds_of_last_command"] = round(time.perf_counter() - started, 3)
+        summary["wall_seconds"] = round(time.perf_counter() - started, 3)
         summary["out_dir"] = str(out)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(partial, ignore_errors=True)
