@@ -13,11 +13,12 @@ summary.json) in one rename and removes ``OUT.partial/``. Memory holds one chunk
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -237,37 +238,40 @@ def _make_chunks(
                 shutil.rmtree(staging, ignore_errors=True)
 
 
-def _chunks_in_worker(
-    partial: Path, todo: list[int], sizes: list[int], config: SamplingConfig, checkpoint, formats
-) -> None:
-    """One worker process: its share of the chunks (the model loaded once)."""
-    _make_chunks(_Run(config, checkpoint), partial, todo, sizes, formats, progress=False)
+_worker_run: dict[str, _Run] = {}  # in a worker process: the run it samples for, loaded once
+
+
+def _chunk_in_worker(task: tuple) -> int:
+    """In a worker process: make one chunk (the model loaded on the first)."""
+    partial, index, sizes, config, checkpoint, formats = task
+    key = json.dumps([config.to_dict(), str(checkpoint)], default=str)
+    if key not in _worker_run:
+        _worker_run.clear()
+        _worker_run[key] = _Run(config, checkpoint)
+    _make_chunks(_worker_run[key], partial, [index], sizes, formats, progress=False)
+    return index
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _spread(partial, todo, sizes, config, checkpoint, formats, workers: int, progress: bool):
-    """The chunks of ``todo`` over ``workers`` processes (round robin), with one progress bar."""
+    """The chunks of ``todo`` over ``workers`` processes, one chunk per task, with one progress
+    bar. A SIGTERM to this process (a scheduler's time limit) ends the workers with it: the
+    pool is terminated as the block unwinds, so no orphan keeps sampling."""
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
-    with pool, tqdm(total=len(todo), disable=not progress, desc="sampling", unit="chunk") as bar:
-        futures = [
-            pool.submit(
-                _chunks_in_worker,
-                partial,
-                todo[w::workers],
-                list(sizes),
-                config,
-                checkpoint,
-                formats,
-            )
-            for w in range(workers)
-            if todo[w::workers]
-        ]
-        pending = set(futures)
-        while pending:
-            _, pending = concurrent.futures.wait(pending, timeout=1.0)
-            bar.update(sum(chunk_dir(partial, i).is_dir() for i in todo) - bar.n)
-        for future in futures:
-            future.result()  # a worker's error, raised here
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main else None
+    tasks = [(partial, index, list(sizes), config, checkpoint, formats) for index in todo]
+    bar = tqdm(total=len(todo), disable=not progress, desc="sampling", unit="chunk")
+    try:
+        with context.Pool(workers) as pool, bar:
+            for _ in pool.imap_unordered(_chunk_in_worker, tasks):
+                bar.update()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _merge(
