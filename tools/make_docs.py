@@ -1,14 +1,12 @@
 """Fill the generated blocks of docs/results.md and README.md from the committed result files.
 
 Every table and measured figure on those pages sits between ``<!-- generated:NAME -->`` and
-``<!-- /generated -->``. NAME is an experiment of ``scripts/experiments.yaml`` (its table or
-notes, from ``docs/results/NAME.json``) or a section of it (the table over the section's
-experiments). The prose around the blocks is written by hand; the figures never are.
+``<!-- /generated -->``: NAME is an experiment of ``scripts/experiments.yaml`` (its table or
+notes) or a section of it (the table over its experiments); the prose around them is written by
+hand. ``--check`` exits 1 when a page is out of date; a block no renderer knows, or a registered
+experiment no block shows, is an error.
 
     python tools/make_docs.py [--check]
-
-``--check`` exits 1 when a page is out of date. Either way a block no renderer knows, or a
-registered experiment that no block shows, is an error.
 """
 
 from __future__ import annotations
