@@ -298,9 +298,10 @@ def main() -> None:
 def scrub(path: Path) -> bool:
     """Rewrite a result file without machine paths (scripts record their commands as run)."""
     text = path.read_text()
-    if portable(text) != text:
-        path.write_text(portable(text))
-    return portable(text) != text
+    cleaned = portable(text)
+    if cleaned != text:
+        path.write_text(cleaned)
+    return cleaned != text
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,13 +137,16 @@ def sample_to_dir(
         run.check_request()
         partial = _prepare(out, settings, overwrite, resume, shard)
         sizes = chunk_sizes(n, config.batch_size)
-        todo = [i for i in range(len(sizes)) if (shard is None or shard.holds(i))]
-        todo = [i for i in todo if not chunk_dir(partial, i).is_dir()]
+        todo = [
+            (index, size)
+            for index, size in enumerate(sizes)
+            if (shard is None or shard.holds(index)) and not chunk_dir(partial, index).is_dir()
+        ]
         try:
             if workers > 1:
-                _spread(partial, todo, sizes, config, checkpoint, chosen, workers, progress)
+                _spread(partial, todo, config, checkpoint, chosen, workers, progress)
             else:
-                _make_chunks(run, partial, todo, sizes, chosen, progress)
+                _make_chunks(run, partial, todo, chosen, progress)
         except BaseException:
             if not any(partial.glob("chunk-*")):
                 shutil.rmtree(partial, ignore_errors=True)  # nothing to resume
@@ -212,24 +215,23 @@ def _prepare(out: Path, settings: dict, overwrite: bool, resume: bool, shard: Sh
 def _make_chunks(
     run: _Run,
     partial: Path,
-    todo: Sequence[int],
-    sizes: Sequence[int],
+    todo: Sequence[tuple[int, int]],
     formats: Sequence[str],
     progress: bool,
 ) -> None:
-    """Sample and write each chunk of ``todo`` (in this process)."""
-    with (
-        torch_threads(SAMPLING_THREADS),
-        run.progress_bar(sum(sizes[i] for i in todo), progress) as bar,
-    ):
-        for index in todo:
+    """Sample and write each (index, size) chunk of ``todo`` in this process. Every chunk but
+    the last holds ``batch_size`` crystals, so chunk i's first crystal is i x batch_size."""
+    total = sum(size for _, size in todo)
+    with torch_threads(SAMPLING_THREADS), run.progress_bar(total, progress) as bar:
+        for index, size in todo:
             started = time.perf_counter()
-            crystals = run.chunk(index, sizes[index], bar)
+            crystals = run.chunk(index, size, bar)
             sampled = time.perf_counter() - started
             staging = partial / f".tmp-chunk-{index:06d}-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
-            writers.write_samples(staging, crystals, formats, first_index=sum(sizes[:index]))
+            first = index * run.config.batch_size
+            writers.write_samples(staging, crystals, formats, first_index=first)
             timing = {"sampling_seconds": sampled, "seconds": time.perf_counter() - started}
             (staging / CHUNK_FILE).write_text(json.dumps(timing) + "\n")
             try:
@@ -243,27 +245,27 @@ _worker_run: dict[str, _Run] = {}  # in a worker process: the run it samples for
 
 def _chunk_in_worker(task: tuple) -> int:
     """In a worker process: make one chunk (the model loaded on the first)."""
-    partial, index, sizes, config, checkpoint, formats = task
+    partial, chunk, config, checkpoint, formats = task
     key = json.dumps([config.to_dict(), str(checkpoint)], default=str)
     if key not in _worker_run:
         _worker_run.clear()
         _worker_run[key] = _Run(config, checkpoint)
-    _make_chunks(_worker_run[key], partial, [index], sizes, formats, progress=False)
-    return index
+    _make_chunks(_worker_run[key], partial, [chunk], formats, progress=False)
+    return chunk[0]
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _spread(partial, todo, sizes, config, checkpoint, formats, workers: int, progress: bool):
-    """The chunks of ``todo`` over ``workers`` processes, one chunk per task, with one progress
-    bar. A SIGTERM to this process (a scheduler's time limit) ends the workers with it: the
-    pool is terminated as the block unwinds, so no orphan keeps sampling."""
+def _spread(partial, todo, config, checkpoint, formats, workers: int, progress: bool):
+    """The (index, size) chunks of ``todo`` over ``workers`` processes, one chunk per task,
+    with one progress bar. A SIGTERM to this process (a scheduler's time limit) ends the
+    workers with it: the pool is terminated as the block unwinds, so no orphan keeps sampling."""
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main else None
-    tasks = [(partial, index, list(sizes), config, checkpoint, formats) for index in todo]
+    tasks = [(partial, chunk, config, checkpoint, formats) for chunk in todo]
     bar = tqdm(total=len(todo), disable=not progress, desc="sampling", unit="chunk")
     try:
         with context.Pool(workers) as pool, bar:
@@ -279,16 +281,13 @@ def _merge(
 ) -> dict:
     """Every chunk of ``partial`` into ``out`` (one rename), its summary written; then the
     chunks removed. Files are hard-linked (copied where links fail), so a merge that stops
-    leaves the chunks whole."""
+    leaves the chunks whole; records are read back one at a time, so memory stays small."""
     parts = [chunk_dir(partial, i) for i in range(chunks)]
     timings = [json.loads((part / CHUNK_FILE).read_text()) for part in parts]
     with staged_dir(out) as folder:
-        records = []
         with open(folder / writers.JSONL_NAME, "w") as jsonl:
             for part in parts:
-                text = (part / writers.JSONL_NAME).read_text()
-                jsonl.write(text)
-                records += [json.loads(line) for line in text.splitlines() if line.strip()]
+                jsonl.write((part / writers.JSONL_NAME).read_text())
                 for sub in (writers.CIF_DIR, writers.POSCAR_DIR):
                     if (part / sub).is_dir():
                         (folder / sub).mkdir(exist_ok=True)
@@ -297,14 +296,9 @@ def _merge(
                 if (part / writers.EXTXYZ_NAME).is_file():
                     with open(folder / writers.EXTXYZ_NAME, "a") as extxyz:
                         extxyz.write((part / writers.EXTXYZ_NAME).read_text())
-        summary = run_summary(records, timings)
-        first = records[0] if records else {}
-        summary["conditions"] = {
-            **{k: v for k, v in settings.items() if k not in ("n", "formats")},
-            "steps": first.get("steps", settings.get("steps")),
-            "precision": first.get("precision", settings.get("precision")),
-            **used,
-        }
+        with open(folder / writers.JSONL_NAME) as lines:
+            records = (json.loads(line) for line in lines if line.strip())
+            summary = run_summary(records, timings, settings, used)
         summary["chunks"] = chunks
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
         summary["out_dir"] = str(out)
@@ -331,15 +325,9 @@ def _screened_to_dir(out, n, config, checkpoint, progress, formats, overwrite, t
     with staged_dir(out) as folder:
         records = writers.write_samples(folder, crystals, formats)
         timing = {"sampling_seconds": sampled, "seconds": time.perf_counter() - started}
-        summary = run_summary(records, [timing])
-        summary["conditions"] = {
-            **config.to_dict(),
-            "steps": records[0].get("steps") if records else config.steps,
-            "precision": records[0]["precision"] if records else config.precision,
-            "checkpoint": checkpoint_label(checkpoint),
-            "threads": used_threads,
-            "sampling_threads": SAMPLING_THREADS,
-        }
+        settings = {"checkpoint": checkpoint_label(checkpoint), **config.to_dict()}
+        used = {"threads": used_threads, "sampling_threads": SAMPLING_THREADS}
+        summary = run_summary(records, [timing], settings, used)
         summary["out_dir"] = str(out)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -352,19 +340,37 @@ def checkpoint_label(checkpoint) -> str:
     return str(checkpoint) if isinstance(checkpoint, (str, Path)) else "in-memory model"
 
 
-def run_summary(records: Sequence[dict], timings: Sequence[dict]) -> dict:
-    """Counts and timings of a run, from its records and its chunks' timings (a resumed run
-    counts the seconds of every chunk, not those of the stop)."""
-    n = len(records)
+def run_summary(
+    records: Iterable[dict], timings: Sequence[dict], settings: dict, used: dict
+) -> dict:
+    """Counts and timings of a run, in one pass over its records, and its conditions: the
+    settings (less n and formats), steps and precision as the crystals record them, and
+    ``used`` (threads, workers, shard). A resumed run counts the seconds of every chunk, not
+    those of the stop."""
+    n = collapsed = redrawn = draws = 0
+    groups, first = set(), {}
+    for record in records:
+        first = first or record
+        n += 1
+        collapsed += bool(record.get("collapsed"))
+        redrawn += record.get("attempts", 1) > 1
+        draws += record.get("attempts", 1)
+        groups.add(record["spacegroup"])
     seconds = sum(t["seconds"] for t in timings)
     return {
         "n": n,
         "seconds": round(seconds, 3),
         "sampling_seconds": round(sum(t["sampling_seconds"] for t in timings), 3),
         "crystals_per_second": round(n / seconds, 4) if seconds > 0 else None,
-        "collapsed": sum(bool(r.get("collapsed")) for r in records),
-        "redrawn": sum(r.get("attempts", 1) > 1 for r in records),
+        "collapsed": collapsed,
+        "redrawn": redrawn,
         # draws per crystal, first draws included (1.0 = nothing redrawn)
-        "draws_per_crystal": round(sum(r.get("attempts", 1) for r in records) / max(n, 1), 4),
-        "spacegroups": len({r["spacegroup"] for r in records}),
+        "draws_per_crystal": round(draws / max(n, 1), 4),
+        "spacegroups": len(groups),
+        "conditions": {
+            **{k: v for k, v in settings.items() if k not in ("n", "formats")},
+            "steps": first.get("steps", settings.get("steps")),
+            "precision": first.get("precision", settings.get("precision")),
+            **used,
+        },
     }

@@ -374,13 +374,17 @@ class _Run:
         self.schedule = loop.timestep_pairs(
             self.loaded.diffusion.num_steps, default_steps(self.loaded, config.steps)
         )
-        self.element_allowed: torch.Tensor | None = None  # of free runs, made by the first chunk
+        # set by check_request (before the first chunk at the latest)
+        self.counts: dict[str, int] | None = None
+        self.element_allowed: torch.Tensor | None = None
 
     def check_request(self) -> None:
         """Refuse what no chunk could honour (unknown elements, a formula no template of the
-        allowed groups holds) before any progress bar or folder: plan one crystal."""
+        allowed groups holds) before any progress bar or folder: plan one crystal. Keeps the
+        formula's counts and the allowed elements for the chunks."""
         config = self.config
         counts = conditions.parse_formula(config.formula) if config.formula is not None else None
+        self.counts = counts
         self.element_allowed = allowed_elements(self.statistics, config.elements, counts)
         make_plans(
             1, self.statistics, self.groups, counts, (config.seed, 0), self.targets, self.loaded
@@ -389,11 +393,9 @@ class _Run:
     def chunk(self, index: int, size: int, bar=None) -> list[SampledCrystal]:
         """Chunk ``index`` of a run: ``size`` crystals planned and denoised from the chunk's
         own seed (the run's seed and the index), so it does not depend on the other chunks."""
-        config = self.config
-        counts = conditions.parse_formula(config.formula) if config.formula is not None else None
         if self.element_allowed is None:
-            self.element_allowed = allowed_elements(self.statistics, config.elements, counts)
-        seed = (config.seed, index)
+            self.check_request()
+        counts, seed = self.counts, (self.config.seed, index)
         plans = make_plans(
             size, self.statistics, self.groups, counts, seed, self.targets, self.loaded
         )
