@@ -29,6 +29,7 @@ from symmcd.sampling.config import (
     PRESETS,
     SamplingConfig,
 )
+from symmcd.signals import Terminated, exit_on_sigterm
 
 SAMPLING_DEFAULTS = {f.name: f.default for f in dataclass_fields(SamplingConfig)}
 # = symmcd.sampling.writers.FORMATS (restated so that a bad --format is refused before torch)
@@ -695,6 +696,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RESUME_HINTS = {  # what a command stopped by SIGTERM keeps, and how it goes on
+    "sample": "; add --resume to the same command to keep the finished chunks",
+    "train": "; add --resume to continue from the last checkpoint",
+    "evaluate": "; the same command goes on from the crystals already in the crystal store",
+    "relax": "; the same command goes on from the crystals already in the crystal store",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -703,13 +712,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.given = given_options(argv) if args.command == "sample" else set()
     try:
         check_arguments(args)
-        args.func(args)
+        with exit_on_sigterm():
+            args.func(args)
     except SymmcdError as err:
         print(f"symmcd {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"symmcd {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        hint = RESUME_HINTS.get(args.command, "")
+        print(f"symmcd {args.command}: stopped by SIGTERM{hint}", file=sys.stderr)
+        return stop.code
     return 0
 
 

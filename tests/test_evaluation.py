@@ -13,6 +13,7 @@ from scipy.spatial.distance import jensenshannon
 
 from symmcd.errors import InputError
 from symmcd.evaluation import evaluate
+from symmcd.evaluation import store as store_module
 from symmcd.evaluation import summary as summary_module
 from symmcd.evaluation.coverage import (
     composition_fingerprint,
@@ -441,6 +442,35 @@ def test_stopped_describe_keeps_what_it_computed(tmp_path, monkeypatch):
     summary = summary_module.summarize(crystals, None, False, workers=1, progress=False)
     assert calls == [crystals[2], None]  # the first batch (NaCl, Si) came from the store
     assert summary.spacegroup.tolist() == [225, 227, 221, 0]
+
+
+def test_stored_numbers_compute_each_new_crystal_once_and_keep_finished_batches(
+    tmp_path, monkeypatch
+):
+    """Formation energies of the distributions stage go through the crystal store: a second
+    set that shares crystals computes only its new ones, and a stop keeps finished batches."""
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(store_module, "STORE_BATCH", 2)
+    calls = []
+
+    def density(batch):
+        calls.append([s.composition.reduced_formula for s in batch])
+        if any(s.composition.reduced_formula == "CsCl" for s in batch) and len(calls) < 3:
+            raise KeyboardInterrupt  # stopped in the second batch
+        return np.array([s.density for s in batch])
+
+    crystals = [rock_salt(), silicon(), cesium_chloride(), rock_salt(), magnesium_oxide()]
+    with pytest.raises(KeyboardInterrupt):
+        store_module.stored_numbers(crystals, "density-test", density)
+    values = store_module.stored_numbers(crystals, "density-test", density)
+    assert calls == [["NaCl", "Si"], ["CsCl", "MgO"], ["CsCl", "MgO"]]  # NaCl once, batch 1 kept
+    np.testing.assert_array_equal(values, [s.density for s in crystals])
+    assert store_module.stored_numbers(crystals[::-1], "density-test", density).tolist() == (
+        values[::-1].tolist()
+    )
+    assert len(calls) == 3  # all from the store
+    nan = store_module.stored_numbers([silicon()], "nan-test", lambda b: np.full(len(b), np.nan))
+    assert np.isnan(nan).all()
 
 
 def test_corrupt_crystal_store_is_recomputed_with_a_warning(tmp_path, monkeypatch):

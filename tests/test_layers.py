@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "symmcd"
 LAYERS = [
-    {"errors"},
+    {"errors", "signals"},
     {"symmetry", "chemistry"},
     {"data", "diffusion", "model"},
     {"config", "checkpoint"},

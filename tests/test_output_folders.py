@@ -115,6 +115,53 @@ def test_a_stale_lock_of_a_dead_run_does_not_block(tmp_path):
     assert not lock_path(out).exists()  # given back once the folder is in place
 
 
+def test_taking_over_a_dead_runs_lock_removes_the_staging_folder_it_left(tmp_path):
+    out = tmp_path / "out[1]"  # a name with glob characters
+    left = tmp_path / ".out[1].tmp-abc"
+    left.mkdir()
+    (left / "metrics.json").write_text("{}")
+    other = tmp_path / ".other.tmp-abc"  # another folder's staging: not ours to remove
+    other.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(out).write_text(f"{dead.pid}\n{os.uname().nodename}\n")
+    check_out_dir(out, overwrite=False)
+    assert not left.exists() and other.is_dir()
+    data_io.unlock_out_dir(out)
+
+
+SIGTERM_MIDWAY = """
+import os, signal, sys
+from symmcd import cli
+from symmcd.data.io import staged_dir
+
+def stopped(args):  # the evaluate command, stopped while it writes its staging folder
+    with staged_dir(args.out):
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()  # not reached: the signal raises at once
+
+cli._cmd_evaluate = stopped
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_sigterm_unwinds_the_command_and_says_how_to_go_on(tmp_path):
+    """SIGTERM to a running command: exit 143, no staging folder or lock left, one line saying
+    how the command goes on."""
+    out = tmp_path / "ev"
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    argv = ["evaluate", str(samples), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_MIDWAY, *argv], capture_output=True, text=True
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "symmcd evaluate: stopped by SIGTERM" + cli.RESUME_HINTS["evaluate"]
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples"]
+
+
 def test_the_lock_is_held_from_the_check_to_the_end_and_given_back_on_error(tmp_path):
     out = tmp_path / "out"
     check_out_dir(out, overwrite=False)

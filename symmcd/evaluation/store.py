@@ -15,15 +15,17 @@ import hashlib
 import json
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Structure
+from tqdm import tqdm
 
 from symmcd.evaluation.io import cache_dir
 
 STORE_NAME = "crystals.sqlite"
+STORE_BATCH = 200  # crystals worked on between writes: at most this many are lost to a stop
 _CHUNK = 500  # keys per SELECT (SQLite's limit on bound parameters is 32,766 by default)
 
 
@@ -114,6 +116,33 @@ def _json_default(value):
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
     raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def stored_numbers(
+    structures: Sequence[Structure],
+    kind: str,
+    compute: Callable[[list[Structure]], np.ndarray],
+    progress: bool = False,
+    label: str = "",
+) -> np.ndarray:
+    """One number per structure (a formation energy, say): read from the store where it holds
+    one under ``kind``, the others computed by ``compute`` (each distinct crystal once,
+    ``STORE_BATCH`` at a time) and stored as they come, so a stopped run loses one batch."""
+    store = crystal_store()
+    keys = [crystal_key(s) for s in structures]
+    known = store.get(set(keys), kind)
+    todo = missing_keys(keys, known)
+    bar = tqdm(total=len(todo), desc=label, disable=not progress or not todo, unit="crystal")
+    todo_keys = list(todo)
+    with bar:
+        for start in range(0, len(todo_keys), STORE_BATCH):
+            batch = todo_keys[start : start + STORE_BATCH]
+            values = compute([structures[todo[key]] for key in batch])
+            entries = {key: {"value": float(v)} for key, v in zip(batch, values, strict=True)}
+            store.put(entries, kind)
+            known.update(entries)
+            bar.update(len(batch))
+    return np.array([known[key]["value"] for key in keys], dtype=float)
 
 
 def crystal_store() -> CrystalStore:

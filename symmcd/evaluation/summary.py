@@ -26,7 +26,7 @@ from symmcd.evaluation.coverage import (
     structure_fingerprint,
 )
 from symmcd.evaluation.io import cache_dir, cached_file
-from symmcd.evaluation.store import crystal_key, crystal_store, missing_keys
+from symmcd.evaluation.store import STORE_BATCH, crystal_key, crystal_store, missing_keys
 from symmcd.evaluation.templates import (
     field_spacegroup,
     spacegroup_and_template,
@@ -36,7 +36,6 @@ from symmcd.evaluation.validity import composition_is_valid, structure_is_valid
 from symmcd.evaluation.workers import default_workers, ordered_map
 
 SUMMARY_VERSION = "v2"  # v2: spacegroup_field
-STORE_BATCH = 200  # crystals described between writes to the crystal store
 
 
 @dataclass

@@ -4,7 +4,7 @@ or, inside :func:`dask_cluster`, the workers of a Dask cluster.
 Python's default reaction to SIGTERM (``kill``, a batch scheduler's time limit) ends the process
 at once, without unwinding: the pool's workers would keep running as orphans, for minutes in the
 case of CHGNet relaxations. While a pool is open, SIGTERM therefore raises ``SystemExit`` in the
-parent, which unwinds through the ``with`` block and terminates the workers.
+parent (``symmcd.signals``), which unwinds through the ``with`` block and terminates the workers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.pool import Pool
@@ -22,6 +21,7 @@ from multiprocessing.pool import Pool
 import threadpoolctl
 
 from symmcd.errors import InputError
+from symmcd.signals import exit_on_sigterm
 
 _client = None  # the Dask client that per-crystal work goes to (None: this machine's processes)
 
@@ -29,10 +29,6 @@ _client = None  # the Dask client that per-crystal work goes to (None: this mach
 def default_workers() -> int:
     """Number of worker processes: all cores this process may use."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _start_worker(initializer: Callable[[], None] | None) -> None:
@@ -61,15 +57,9 @@ def worker_pool(
     SIGTERM to the parent (handled only while the pool is open, and only from the main thread,
     the one place Python lets a handler be set)."""
     context = multiprocessing.get_context(start_method)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
-    try:
-        start = functools.partial(_start_worker, initializer)
-        with context.Pool(workers, initializer=start) as pool:
-            yield pool
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    start = functools.partial(_start_worker, initializer)
+    with exit_on_sigterm(), context.Pool(workers, initializer=start) as pool:
+        yield pool
 
 
 def ordered_map(

@@ -17,8 +17,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from symmcd.sampling.sampler import (
     sample,
     torch_threads,
 )
+from symmcd.signals import exit_on_sigterm
 
 MAX_CRYSTALS_PER_DIR = 100_000_000  # about 2 TB of CIFs; memory holds one chunk per process
 CHUNK_FILE = "chunk.json"
@@ -254,26 +253,16 @@ def _chunk_in_worker(task: tuple) -> int:
     return chunk[0]
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def _spread(partial, todo, config, checkpoint, formats, workers: int, progress: bool):
     """The (index, size) chunks of ``todo`` over ``workers`` processes, one chunk per task,
     with one progress bar. A SIGTERM to this process (a scheduler's time limit) ends the
     workers with it: the pool is terminated as the block unwinds, so no orphan keeps sampling."""
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main else None
     tasks = [(partial, chunk, config, checkpoint, formats) for chunk in todo]
     bar = tqdm(total=len(todo), disable=not progress, desc="sampling", unit="chunk")
-    try:
-        with context.Pool(workers) as pool, bar:
-            for _ in pool.imap_unordered(_chunk_in_worker, tasks):
-                bar.update()
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    with exit_on_sigterm(), context.Pool(workers) as pool, bar:
+        for _ in pool.imap_unordered(_chunk_in_worker, tasks):
+            bar.update()
 
 
 def _merge(
