@@ -6,10 +6,7 @@ aside) equal those of the first run."""
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import harness
@@ -17,8 +14,8 @@ import harness
 RUNS = {
     "one process": ["--workers", "1"],
     "Dask, 1 worker": ["--cluster", "local", "--workers", "1"],
+    "Dask, 2 workers": ["--cluster", "local", "--workers", "2"],
 }
-RUNS["Dask, 2 workers"] = ["--cluster", "local", "--workers", "2"]
 STAGES = ("samples", "distributions", "unique_novel")
 
 
@@ -27,41 +24,20 @@ def main() -> None:
     rows, first = [], None
     with tempfile.TemporaryDirectory() as tmp:
         samples = Path(tmp) / "samples"
-        harness.cli_seconds(
-            "sample", "--n", str(args.n), "--seed", str(args.seed), "--out", str(samples)
-        )
+        harness.cli_seconds("sample", f"--n={args.n}", f"--seed={args.seed}", f"--out={samples}")
         for index, (label, options) in enumerate(RUNS.items()):
-            out, env = (
-                Path(tmp) / f"eval{index}",
-                {**os.environ, "SYMMCD_CACHE": f"{tmp}/cache{index}"},
-            )
-            command = [
-                sys.executable,
-                "-m",
-                "symmcd.cli",
-                "evaluate",
-                str(samples),
-                "--out",
-                str(out),
-            ]
-            started = time.perf_counter()
-            subprocess.run(command + options, check=True, capture_output=True, env=env)
-            seconds = time.perf_counter() - started
+            out, os.environ["SYMMCD_CACHE"] = Path(tmp) / f"eval{index}", f"{tmp}/cache{index}"
+            seconds = harness.cli_seconds("evaluate", str(samples), f"--out={out}", *options)
             metrics = json.loads((out / "metrics.json").read_text())
-            kept = json.dumps(
-                {k: v for k, v in metrics.items() if "seconds" not in k and k != "workers"},
-                sort_keys=True,
-            )
+            kept = {k: v for k, v in metrics.items() if "seconds" not in k and k != "workers"}
             first = first or kept
             stages = " | ".join(f"{metrics[f'seconds_{s}']:.1f}" for s in STAGES)
-            rows.append(
-                f"{label} | {seconds:.1f} | {args.n / seconds:.2f} | {stages} | {kept == first}"
-            )
+            rows.append(f"{label} | {seconds:.1f} | {args.n / seconds:.2f} | {stages} | ")
+            rows[-1] += str(kept == first)
     header = "run | seconds | crystals / s | " + " | ".join(f"{s} s" for s in STAGES)
     header += " | metrics equal to one process"
-    harness.report(
-        args.out, f"{args.n} crystals (seed {args.seed})", header, rows, harness.machine()
-    )
+    title = f"{args.n} crystals (seed {args.seed})"
+    harness.report(args.out, title, header, rows, harness.machine())
 
 
 if __name__ == "__main__":

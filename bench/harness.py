@@ -2,9 +2,12 @@
 each run appends to bench/NAME.out.txt (earlier sections stay)."""
 
 import argparse
+import contextlib
 import datetime
+import filecmp
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -34,10 +37,24 @@ def timed(run: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[T, fl
     return run(*args, **kwargs), time.perf_counter() - start
 
 
-def cli_seconds(*args: str) -> float:
-    """Wall seconds of the command `symmcd ARGS` in a process of its own."""
-    command = [sys.executable, "-m", "symmcd.cli", *args]
-    return timed(subprocess.run, command, check=True, capture_output=True)[1]
+def cli_seconds(*args: str, stop_after: float = 0.0) -> float:
+    """Wall seconds of the command `symmcd ARGS` in a process of its own; with stop_after, it
+    gets a SIGTERM after that many seconds (if still running) and must exit 143 or 0."""
+    started, quiet = time.perf_counter(), subprocess.DEVNULL
+    run = subprocess.Popen([sys.executable, "-m", "symmcd.cli", *args], stdout=quiet, stderr=quiet)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        run.wait(stop_after or None)
+    run.send_signal(signal.SIGTERM)
+    if run.wait() not in (0, 143 if stop_after else 0):
+        raise SystemExit(f"symmcd {' '.join(args)} failed with status {run.returncode}")
+    return time.perf_counter() - started
+
+
+def same_files(a: Path, b: Path, *patterns: str) -> bool:
+    """Whether the files under a and b that match the glob patterns have the same names and
+    bytes."""
+    found = {str(p.relative_to(r)) for r in (a, b) for pattern in patterns for p in r.glob(pattern)}
+    return filecmp.cmpfiles(a, b, sorted(found), shallow=False)[0] == sorted(found)
 
 
 def machine(load_before: float | None = None) -> str:

@@ -13,7 +13,8 @@ CHGNet; writes every metric, the settings and the paper's figures as JSON (`--js
         [--workers W] [--checkpoint PATH] [--no-symmetric-relax] [--no-coverage] [--json PATH]
 
 RUN_DIR/samples and RUN_DIR/eval/metrics.json are reused when they were written with the same
-settings, so a stopped run resumes (relaxations done before are reused from the crystal store).
+settings (an evaluation with others is replaced), so a stopped run resumes (descriptors,
+fingerprints, energies and relaxations done before come from the crystal store).
 """
 
 from __future__ import annotations
@@ -112,43 +113,23 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     add_sampling_options(parser, SAMPLING, PRESETS["published"])
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON record")
-    parser.add_argument(
-        "--no-symmetric-relax",
-        dest="relax_symmetric",
-        action="store_false",
-        help="relax only freely (the table's columns), not also keeping symmetry: half the time",
-    )
-    parser.add_argument(
-        "--no-coverage",
-        dest="coverage",
-        action="store_false",
-        help="skip the CrystalNN fingerprints (COV-R / COV-P not measured)",
-    )
+    off = {"action": "store_false"}
+    parser.add_argument("--no-symmetric-relax", dest="relax_symmetric", help="free only", **off)
+    parser.add_argument("--no-coverage", dest="coverage", help="no fingerprints, COV-R/P", **off)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
     summary = ensure_samples(args.out / "samples", args)
     metrics_path = args.out / "eval" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    settings = ("relax", "relax_symmetric", "coverage")
-    then = (
-        metrics.get("relax"),
-        metrics.get("relax_symmetric", True),
-        metrics.get("coverage", True),
-    )
-    if then == tuple(getattr(args, key) for key in settings):
+    options = {key: getattr(args, key) for key in ("relax", "relax_symmetric", "coverage")}
+    then = {"relax": None, "relax_symmetric": True, "coverage": True} | metrics
+    if all(then[key] == value for key, value in options.items()):
         print(f"reusing {metrics_path}")
     else:
-        options = {key: getattr(args, key) for key in settings}
-        metrics = evaluate(
-            args.out / "samples",
-            None,
-            None,
-            args.out / "eval",
-            workers=args.workers,
-            seed=args.seed,
-            **options,
-        )
+        samples, folder = args.out / "samples", args.out / "eval"
+        options |= {"workers": args.workers, "seed": args.seed, "overwrite": True}
+        metrics = evaluate(samples, None, None, folder, **options)
     path = args.json or default_json_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {

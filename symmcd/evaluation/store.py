@@ -1,11 +1,12 @@
 """Per-crystal results on disk, keyed by the crystal's content, so no crystal is worked on twice.
 
-Descriptors and fingerprints (``summary.py``) and CHGNet relaxations (``relax.py``) are stored
-crystal by crystal in one SQLite file, ``~/.cache/symmcd/summaries/crystals.sqlite``: a set that
-shares crystals with one evaluated before (the one-draw and the redrawing run of one seed, a
-folder grown by more samples) only works on its new crystals, and an evaluation stopped during
-its relaxations resumes where it stopped. Each entry is JSON under (crystal key, kind); the kind
-names what was computed and with which settings, so a change of settings never reads stale rows.
+Descriptors and fingerprints (``summary.py``), formation energies (``stored_numbers``, for the
+distributions stage) and CHGNet relaxations (``relax.py``) are stored crystal by crystal in one
+SQLite file, ``~/.cache/symmcd/summaries/crystals.sqlite``: a set that shares crystals with one
+evaluated before (the one-draw and the redrawing run of one seed, a folder grown by more samples)
+only works on its new crystals, and a stopped evaluation resumes where it stopped. Each entry is
+JSON under (crystal key, kind); the kind names what was computed and with which settings, so a
+change of settings never reads stale rows.
 """
 
 from __future__ import annotations
