@@ -274,6 +274,7 @@ def test_parallel_reading_keeps_order_and_unreadable_entries(tmp_path, monkeypat
     crystals = [rock_salt(5.0 + 0.1 * k) for k in range(5)] + [cesium_chloride(), silicon()]
     _write_samples(tmp_path / "samples", crystals, broken=2)
     serial = load_samples(tmp_path / "samples", workers=1)
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache-parallel"))  # parse again
     parallel = load_samples(tmp_path / "samples", workers=2)
     assert parallel.names == serial.names
     assert parallel.unreadable == serial.unreadable == ["broken0.cif", "broken1.cif"]
@@ -283,6 +284,7 @@ def test_parallel_reading_keeps_order_and_unreadable_entries(tmp_path, monkeypat
         [5.0 + 0.1 * k for k in range(5)]
     )
     _write_csv(tmp_path / "set.csv", crystals)
+    monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache-csv"))
     from_csv = load_samples(tmp_path / "set.csv", workers=2)
     assert [s.composition for s in from_csv.structures] == [c.composition for c in crystals]
     assert pools == [2, 2]  # the two parallel reads ran in a pool, the serial one did not
@@ -442,6 +444,27 @@ def test_stopped_describe_keeps_what_it_computed(tmp_path, monkeypatch):
     summary = summary_module.summarize(crystals, None, False, workers=1, progress=False)
     assert calls == [crystals[2], None]  # the first batch (NaCl, Si) came from the store
     assert summary.spacegroup.tolist() == [225, 227, 221, 0]
+
+
+def test_parsed_cifs_are_stored_so_a_second_read_parses_none(tmp_path, monkeypatch):
+    """A stopped or repeated evaluation reads its structures back from the crystal store
+    (keyed by the CIF text) instead of parsing the CIFs again; the same structures, one object
+    per entry, unreadable ones still unreadable."""
+    from symmcd.evaluation import io
+
+    crystals = [rock_salt(), silicon(), rock_salt(), cesium_chloride()]
+    _write_samples(tmp_path / "samples", crystals, broken=1)
+    first = load_samples(tmp_path / "samples", workers=1)
+    parsed = []
+    monkeypatch.setattr(io, "parse_cif_or_none", lambda text: parsed.append(text))
+    again = load_samples(tmp_path / "samples", workers=1)
+    assert parsed == []  # every structure came from the store
+    assert again.names == first.names and again.unreadable == first.unreadable
+    assert again.structures == first.structures
+    assert again.structures[0] is not again.structures[2]  # the repeated NaCl: two objects
+    assert [store_module.crystal_key(s) for s in again.structures if s is not None] == [
+        store_module.crystal_key(s) for s in first.structures if s is not None
+    ]
 
 
 def test_stored_numbers_compute_each_new_crystal_once_and_keep_finished_batches(

@@ -85,12 +85,13 @@ def _cif_formula(cif: str) -> str:
 
 def ship_cache() -> list[Path]:
     """Copy the cached derivations of the default reference and training files into the
-    package (``io.SHIPPED_CACHE``); an InputError names any that is not cached yet."""
+    package (``store.SHIPPED_CACHE``); an InputError names any that is not cached yet."""
     import shutil
 
     from symmcd.errors import InputError
     from symmcd.evaluation.evaluate import WDIST_MAX_SAMPLES
-    from symmcd.evaluation.io import SHIPPED_CACHE, cache_dir, file_digest
+    from symmcd.evaluation.io import file_digest
+    from symmcd.evaluation.store import SHIPPED_CACHE, cache_dir
     from symmcd.evaluation.summary import cache_path
 
     reference = file_digest(DEFAULT_REFERENCE)

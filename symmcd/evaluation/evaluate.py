@@ -31,8 +31,6 @@ from symmcd.evaluation.io import (
     DEFAULT_TRAIN,
     CrystalSet,
     LazyStructures,
-    cache_dir,
-    cached_file,
     file_digest,
     load_cif_texts,
     load_reference,
@@ -40,7 +38,7 @@ from symmcd.evaluation.io import (
 )
 from symmcd.evaluation.novelty import novel_mask, unique_mask
 from symmcd.evaluation.stability import stability_metrics
-from symmcd.evaluation.store import stored_numbers
+from symmcd.evaluation.store import cache_dir, cached_file, stored_numbers
 from symmcd.evaluation.summary import (
     CrystalSummary,
     cache_path,

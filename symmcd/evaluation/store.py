@@ -1,7 +1,8 @@
 """Per-crystal results on disk, keyed by the crystal's content, so no crystal is worked on twice.
 
-Descriptors and fingerprints (``summary.py``), formation energies (``stored_numbers``, for the
-distributions stage) and CHGNet relaxations (``relax.py``) are stored crystal by crystal in one
+Structures parsed from CIFs (``stored_structures``), descriptors and fingerprints
+(``summary.py``), formation energies (``stored_numbers``, for the distributions stage) and CHGNet
+relaxations (``relax.py``) are stored crystal by crystal in one
 SQLite file, ``~/.cache/symmcd/summaries/crystals.sqlite``: a set that shares crystals with one
 evaluated before (the one-draw and the redrawing run of one seed, a folder grown by more samples)
 only works on its new crystals, and a stopped evaluation resumes where it stopped. Each entry is
@@ -14,20 +15,36 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from symmcd.evaluation.io import cache_dir
-
+SHIPPED_CACHE = Path(__file__).resolve().parent / "data" / "cache"
 STORE_NAME = "crystals.sqlite"
 STORE_BATCH = 200  # crystals worked on between writes: at most this many are lost to a stop
 _CHUNK = 500  # keys per SELECT (SQLite's limit on bound parameters is 32,766 by default)
+
+
+def cache_dir() -> Path:
+    """Where derived data (fingerprints, summaries, energies, the crystal store) is cached:
+    ``$SYMMCD_CACHE`` or ``~/.cache/symmcd``."""
+    return Path(os.environ.get("SYMMCD_CACHE", Path.home() / ".cache" / "symmcd"))
+
+
+def cached_file(relative: str | Path) -> Path | None:
+    """A derived file by its path inside the cache: the user's cached copy, else the copy
+    shipped with the package for the default MP-20 files (``data/cache/``, made by
+    ``python -m symmcd.evaluation.build_data --cache``), else None."""
+    for root in (cache_dir(), SHIPPED_CACHE):
+        if (root / relative).is_file():
+            return root / relative
+    return None
 
 
 def crystal_key(structure: Structure) -> str:
@@ -144,6 +161,52 @@ def stored_numbers(
             known.update(entries)
             bar.update(len(batch))
     return np.array([known[key]["value"] for key in keys], dtype=float)
+
+
+def structure_kind() -> str:
+    """The crystal store's name for structures parsed from CIF texts (by this pymatgen)."""
+    from pymatgen.core import __version__ as pymatgen_version
+
+    return f"structure-from-cif-pymatgen{pymatgen_version}"
+
+
+def stored_structures(
+    texts: Sequence[str],
+    parse: Callable[[list[str]], Iterable[Structure | None]],
+    progress: bool = False,
+    label: str = "read CIFs",
+) -> list[Structure | None]:
+    """The structure of each CIF text (None: unreadable), one object per entry, keyed in the
+    store by the text's sha256: those it holds are read back, the others parsed by ``parse``
+    (each distinct text once, in order) and stored ``STORE_BATCH`` at a time as they come."""
+    store, kind = crystal_store(), structure_kind()
+    keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+    known = store.get(set(keys), kind)
+    todo = missing_keys(keys, known)
+    parsed: dict[str, Structure | None] = {}
+    batch: dict[str, dict] = {}
+    with tqdm(total=len(keys), desc=label, disable=not progress, unit="CIF") as bar:
+        bar.update(len(keys) - len(todo))
+        results = parse([texts[index] for index in todo.values()])
+        for key, structure in zip(todo, results, strict=True):
+            parsed[key] = structure
+            batch[key] = {"structure": None if structure is None else structure.as_dict()}
+            if len(batch) == STORE_BATCH:
+                store.put(batch, kind)
+                batch = {}
+            bar.update()
+    store.put(batch, kind)
+    structures: list[Structure | None] = []
+    for index, key in enumerate(keys):
+        if todo.get(key) == index:  # parsed in this call
+            structures.append(parsed[key])
+            continue
+        if key in known:
+            entry = known[key]["structure"]
+        else:  # a repeat of a text parsed in this call: an object of its own
+            entry = parsed[key].as_dict() if parsed[key] is not None else None
+        structures.append(None if entry is None else Structure.from_dict(entry))
+    return structures
 
 
 def crystal_store() -> CrystalStore:

@@ -25,8 +25,14 @@ from symmcd.evaluation.coverage import (
     composition_fingerprint,
     structure_fingerprint,
 )
-from symmcd.evaluation.io import cache_dir, cached_file
-from symmcd.evaluation.store import STORE_BATCH, crystal_key, crystal_store, missing_keys
+from symmcd.evaluation.store import (
+    STORE_BATCH,
+    cache_dir,
+    cached_file,
+    crystal_key,
+    crystal_store,
+    missing_keys,
+)
 from symmcd.evaluation.templates import (
     field_spacegroup,
     spacegroup_and_template,
@@ -153,7 +159,7 @@ def cache_path(digest: str, with_fingerprints: bool) -> Path:
 
 
 def load_cached(path: Path) -> CrystalSummary | None:
-    """The cached summary at ``path`` (or its shipped copy, ``io.cached_file``), or ``None``
+    """The cached summary at ``path`` (or its shipped copy, ``store.cached_file``), or ``None``
     when absent or unreadable."""
     found = cached_file(path.relative_to(cache_dir()))
     if found is None:
