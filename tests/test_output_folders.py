@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -143,6 +144,25 @@ def stopped(args):  # the evaluate command, stopped while it writes its staging 
 cli._cmd_evaluate = stopped
 sys.exit(cli.main(sys.argv[1:]))
 """
+
+
+def test_exit_on_sigterm_raises_inside_the_block_and_gives_the_handler_back():
+    import signal
+
+    from symmcd.signals import Terminated, exit_on_sigterm
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("own handler"))
+    try:
+        with pytest.raises(Terminated) as stop, exit_on_sigterm():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # not reached: the handler raises as soon as the signal lands
+        assert stop.value.code == 143 and seen == []
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+        assert seen == ["own handler"]  # the handler in place before the block is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_sigterm_unwinds_the_command_and_says_how_to_go_on(tmp_path):
