@@ -427,7 +427,7 @@ def test_plain_summary_reuses_fingerprinted_rows(tmp_path, monkeypatch):
 def test_stopped_describe_keeps_what_it_computed(tmp_path, monkeypatch):
     """Descriptors reach the crystal store in batches, so a run stopped part-way resumes."""
     monkeypatch.setenv("SYMMCD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(summary_module, "STORE_BATCH", 2)
+    monkeypatch.setattr(store_module, "STORE_BATCH", 2)
     original = summary_module.describe_crystal
     crystals = [rock_salt(), silicon(), cesium_chloride(), None]
 

@@ -128,6 +128,24 @@ class CrystalStore:
         with contextlib.suppress(sqlite3.Error), self._connect() as connection:
             connection.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", records)
 
+    def put_as_they_come(
+        self,
+        pairs: Iterable[tuple[str, object]],
+        kind: str,
+        to_entry: Callable[[object], dict] | None = None,
+    ) -> Iterator[tuple[str, object]]:
+        """Pass each (key, value) of ``pairs`` on as it comes, storing its entry (the value, or
+        ``to_entry(value)``) ``STORE_BATCH`` at a time and the rest at the end: a run stopped
+        part-way keeps every batch it finished."""
+        pending: dict[str, dict] = {}
+        for key, value in pairs:
+            pending[key] = value if to_entry is None else to_entry(value)
+            if len(pending) == STORE_BATCH:
+                self.put(pending, kind)
+                pending = {}
+            yield key, value
+        self.put(pending, kind)
+
 
 def _json_default(value):
     """JSON form of the numpy values in an entry (floats round-trip exactly)."""
@@ -150,17 +168,24 @@ def stored_numbers(
     keys = [crystal_key(s) for s in structures]
     known = store.get(set(keys), kind)
     todo = missing_keys(keys, known)
-    bar = tqdm(total=len(todo), desc=label, disable=not progress or not todo, unit="crystal")
     todo_keys = list(todo)
-    with bar:
+
+    def computed() -> Iterator[tuple[str, dict]]:
         for start in range(0, len(todo_keys), STORE_BATCH):
             batch = todo_keys[start : start + STORE_BATCH]
             values = compute([structures[todo[key]] for key in batch])
-            entries = {key: {"value": float(v)} for key, v in zip(batch, values, strict=True)}
-            store.put(entries, kind)
-            known.update(entries)
-            bar.update(len(batch))
+            yield from ((key, {"value": float(v)}) for key, v in zip(batch, values, strict=True))
+
+    bar = tqdm(total=len(todo), desc=label, disable=not progress or not todo, unit="crystal")
+    with bar:
+        for key, entry in store.put_as_they_come(computed(), kind):
+            known[key] = entry
+            bar.update()
     return np.array([known[key]["value"] for key in keys], dtype=float)
+
+
+def _structure_entry(structure: Structure | None) -> dict:
+    return {"structure": None if structure is None else structure.as_dict()}
 
 
 def structure_kind() -> str:
@@ -183,19 +208,12 @@ def stored_structures(
     keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
     known = store.get(set(keys), kind)
     todo = missing_keys(keys, known)
-    parsed: dict[str, Structure | None] = {}
-    batch: dict[str, dict] = {}
-    with tqdm(total=len(keys), desc=label, disable=not progress, unit="CIF") as bar:
-        bar.update(len(keys) - len(todo))
-        results = parse([texts[index] for index in todo.values()])
-        for key, structure in zip(todo, results, strict=True):
-            parsed[key] = structure
-            batch[key] = {"structure": None if structure is None else structure.as_dict()}
-            if len(batch) == STORE_BATCH:
-                store.put(batch, kind)
-                batch = {}
-            bar.update()
-    store.put(batch, kind)
+    results = zip(todo, parse([texts[index] for index in todo.values()]), strict=True)
+    stored = store.put_as_they_come(results, kind, to_entry=_structure_entry)
+    shown = {"total": len(keys), "initial": len(keys) - len(todo), "unit": "CIF"}
+    parsed: dict[str, Structure | None] = dict(
+        tqdm(stored, desc=label, disable=not progress, **shown)
+    )
     structures: list[Structure | None] = []
     for index, key in enumerate(keys):
         if todo.get(key) == index:  # parsed in this call

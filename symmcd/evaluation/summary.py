@@ -26,7 +26,6 @@ from symmcd.evaluation.coverage import (
     structure_fingerprint,
 )
 from symmcd.evaluation.store import (
-    STORE_BATCH,
     cache_dir,
     cached_file,
     crystal_key,
@@ -205,22 +204,10 @@ def describe_with_store(
     todo = missing_keys(keys, known)
     any_unreadable = None in keys
     jobs = [structures[i] for i in todo.values()] + ([None] if any_unreadable else [])
-    todo_keys = list(todo)
-    unreadable_row = None
-    batch: dict[str, dict] = {}
-    for position, row in enumerate(
-        iter_describe(jobs, with_fingerprints, workers, progress, label)
-    ):
-        if position == len(todo_keys):
-            unreadable_row = row  # the same for every unreadable one
-            continue
-        batch[todo_keys[position]] = row
-        if len(batch) == STORE_BATCH:  # stored as they come: a stopped run resumes from here
-            store.put(batch, kind)
-            known.update(batch)
-            batch = {}
-    store.put(batch, kind)
-    known.update(batch)
+    rows = iter_describe(jobs, with_fingerprints, workers, progress, label)
+    described = ((key, next(rows)) for key in todo)  # in order: the unreadable row comes last
+    known.update(store.put_as_they_come(described, kind))  # a stopped run resumes from here
+    unreadable_row = next(iter(list(rows)), None)  # the same for every unreadable one
     return _stack([known[key] if key is not None else unreadable_row for key in keys])
 
 
